@@ -101,12 +101,16 @@ type Store interface {
 	// only. It returns ErrNotFound or ErrRevoked like Update.
 	Touch(ctx context.Context, handle string, a Activity) error
 
-	// Revoke marks one session revoked, removes it from its subject index
-	// and returns the revoked record. A second revocation returns ErrRevoked.
+	// Revoke marks one session revoked: it sets RevokedAt, RevokedReason and
+	// PurgeAt from rv, clears Data and Refresh, increments Version, removes
+	// the session from its subject index and returns the revoked record. It
+	// returns ErrNotFound for an unknown handle and ErrRevoked for a second
+	// revocation.
 	Revoke(ctx context.Context, handle string, rv Revocation) (*Record, error)
 
-	// RevokeSubject revokes every session of subject except the one with
-	// handle except (which may be empty), atomically, and returns them.
+	// RevokeSubject revokes, as Revoke does, every session in subject's
+	// index except the one with handle except (which may be empty), in one
+	// atomic step, and returns the revoked records.
 	RevokeSubject(ctx context.Context, subject, except string, rv Revocation) ([]*Record, error)
 
 	// Delete removes a record at once, whatever its state.
