@@ -5,15 +5,34 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"time"
 )
 
 // maxCASRetries bounds the retries of a compare-and-swap loop. Conflicts
-// come only from concurrent requests of one session, so a few retries
-// always suffice unless something is badly wrong.
-const maxCASRetries = 16
+// come only from concurrent requests of one session; with backoff between
+// attempts even dozens of simultaneous writers settle well within it.
+const maxCASRetries = 32
+
+// backoffAfter waits before the attempt-th retry of a compare-and-swap, a random
+// time that grows with attempt, so that writers that collided spread out
+// instead of colliding again.
+func backoffAfter(ctx context.Context, attempt int) error {
+	if attempt == 0 {
+		return nil
+	}
+	d := time.Duration(rand.Int64N(int64(attempt+1) * int64(100*time.Microsecond)))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
 
 // Manager creates, validates, renews and ends sessions in a Store. It is
 // safe for concurrent use.
@@ -346,7 +365,10 @@ func (m *Manager) Renew(ctx context.Context, token string, p RenewParams) (strin
 // renew replaces rec's token, applying change (if not nil) to the record in
 // the same write. It retries on version conflicts by reloading the record.
 func (m *Manager) renew(ctx context.Context, rec *Record, p RenewParams, change func(*Record)) (string, *Record, error) {
-	for range maxCASRetries {
+	for attempt := range maxCASRetries {
+		if err := backoffAfter(ctx, attempt); err != nil {
+			return "", nil, err
+		}
 		now := m.cfg.Now()
 		next := rec.Clone()
 		if change != nil {
@@ -423,7 +445,10 @@ func (m *Manager) reload(ctx context.Context, handle string, c Client) (*Record,
 // make the app ask for step-up authentication after an anomaly. Raising a
 // level needs a new token: use Renew.
 func (m *Manager) LowerAuthLevel(ctx context.Context, handle string, level int) (*Record, error) {
-	for range maxCASRetries {
+	for attempt := range maxCASRetries {
+		if err := backoffAfter(ctx, attempt); err != nil {
+			return nil, err
+		}
 		cur, err := m.reload(ctx, handle, Client{})
 		if err != nil {
 			return nil, err
@@ -448,7 +473,10 @@ func (m *Manager) LowerAuthLevel(ctx context.Context, handle string, level int) 
 // UpdateData applies changes to the data of the session with handle, if it
 // is still at version (0 skips the check): a key mapped to nil is removed.
 func (m *Manager) UpdateData(ctx context.Context, handle string, version uint64, changes map[string]json.RawMessage) (*Record, error) {
-	for range maxCASRetries {
+	for attempt := range maxCASRetries {
+		if err := backoffAfter(ctx, attempt); err != nil {
+			return nil, err
+		}
 		cur, err := m.reload(ctx, handle, Client{})
 		if err != nil {
 			return nil, err

@@ -375,7 +375,10 @@ func (s *Session) commit(ctx context.Context) error {
 func (s *Session) save(ctx context.Context) error {
 	m := s.m
 	base := s.base
-	for range maxCASRetries {
+	for attempt := range maxCASRetries {
+		if err := backoffAfter(ctx, attempt); err != nil {
+			return err
+		}
 		next := base.Clone()
 		for _, op := range s.ops {
 			next.Data = applyOp(next.Data, op, true)
