@@ -758,6 +758,15 @@ func testDeleteExpired(t *testing.T, s sessionkit.Store) {
 		t.Fatal(err)
 	}
 	expiring = append(expiring, rv)
+	// Due first, then moved past every other PurgeAt by Touch.
+	late := NewRecord("user:purge", base.Add(6*time.Second))
+	late.PurgeAt = base.Add(time.Minute)
+	create(t, s, late, sessionkit.Limit{})
+	late.Activity = sessionkit.Activity{LastSeenAt: base.Add(time.Hour), IdleDeadline: base.Add(2 * time.Hour), PurgeAt: base.Add(4 * time.Hour)}
+	if err := s.Touch(ctx, late.Handle, late.Activity); err != nil {
+		t.Fatal(err)
+	}
+	late.Version = 1
 
 	at := base.Add(30 * time.Minute) // equal to the last PurgeAt: due
 	steps := []struct {
@@ -784,12 +793,13 @@ func testDeleteExpired(t *testing.T, s sessionkit.Store) {
 		gone(t, s, r)
 	}
 	same(t, "unexpired record", keep, get(t, s, keep.TokenHash))
-	wantList(t, s, "user:purge", keep)
+	same(t, "record touched past now", late, get(t, s, late.TokenHash))
+	wantList(t, s, "user:purge", keep, late)
 	// The purged handles and hashes are free again.
 	again := deepClone(expiring[0])
 	again.Version = 0
 	create(t, s, again, sessionkit.Limit{})
-	wantList(t, s, "user:purge", again, keep)
+	wantList(t, s, "user:purge", again, keep, late)
 }
 
 func testDelete(t *testing.T, s sessionkit.Store) {
