@@ -85,7 +85,7 @@ func TestClose(t *testing.T) {
 	}
 	checks := map[string]error{
 		"Ping": s.Ping(ctx),
-		"Get": func() error { _, err := s.Get(ctx, rec.TokenHash); return err }(),
+		"Get":  func() error { _, err := s.Get(ctx, rec.TokenHash); return err }(),
 		"Create": func() error {
 			_, err := s.Create(ctx, storetest.NewRecord("", time.Now()), sessionkit.Limit{})
 			return err
