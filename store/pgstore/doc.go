@@ -37,7 +37,7 @@
 // compare-and-swap (UPDATE ... WHERE handle = $1 AND version = $2 touches
 // one row found by the key, so the version needs no index of its own); the
 // unique index on token_hash serves Get; a partial index on (subject,
-// created_at, handle) WHERE NOT revoked AND subject <> '' is exactly the
+// created_at, handle) WHERE NOT revoked AND subject <> ” is exactly the
 // subject index, oldest first, and stays small because revoked and
 // anonymous sessions are not in it; an index on purge_at lets
 // DeleteExpired take a bounded batch (ORDER BY purge_at LIMIT n, FOR UPDATE
