@@ -142,8 +142,12 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (string, *Record, 
 }
 
 // activity is the activity of rec used at now by client c: the idle deadline
-// slides, but never past the absolute deadline.
+// slides, but never past the absolute deadline. A caller that does not know
+// the client (an empty c) keeps the last one seen.
 func (m *Manager) activity(rec *Record, now time.Time, c Client) Activity {
+	if c == (Client{}) {
+		c = rec.LastClient
+	}
 	idle := now.Add(m.cfg.IdleTimeout)
 	if idle.After(rec.AbsoluteDeadline) {
 		idle = rec.AbsoluteDeadline

@@ -346,3 +346,14 @@ func TestConfigRejectsInsecureCombinations(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestValidateWithoutClientKeepsLastClient(t *testing.T) {
+	e := newEnv(t, sessionkit.Config{TouchInterval: time.Second})
+	home := sessionkit.Client{IP: "198.51.100.7", UserAgent: "Firefox"}
+	tok, _, _ := e.mgr.Create(ctx, sessionkit.CreateParams{Subject: "a", Client: home})
+	e.clock.Advance(time.Minute)
+	rec, err := e.mgr.Validate(ctx, tok, sessionkit.Client{})
+	if err != nil || rec.LastClient != home {
+		t.Fatalf("last client = %+v, %v", rec.LastClient, err)
+	}
+}
