@@ -1,0 +1,3 @@
+package eventlog_test
+
+func allBackends() map[string]opener { return backends() }
