@@ -1,0 +1,322 @@
+package redisstore
+
+import "github.com/redis/rueidis"
+
+// The scripts below are the only writers of session keys. Each one touches a
+// single home (one hash slot), so it runs atomically on Redis Cluster too.
+// The Go side reads, decides and encodes; a script re-checks what the
+// decision was based on (versions, index membership, activity) and applies
+// it, or answers CONFLICT/RETRY so the caller can read again.
+//
+// Record hash fields: s state (L live, X revoked, P pending move-in,
+// F forward stub), v version, b record bytes (or the target tag for F),
+// p PurgeAt in µs, o source tag of a pending move.
+
+const luaLib = `
+local function expire(k, ms)
+  if ms then redis.call('PEXPIREAT', k, string.format('%d', ms)) else redis.call('PERSIST', k) end
+end
+local function purgems(p, slack)
+  local n = tonumber(p)
+  if not n or n == 0 then return nil end
+  return math.floor(n / 1000) + slack
+end
+local function apurge(a) return string.match(a, '^%d+ %d+ (%d+)|') end
+local function newer(a, sec, nsec)
+  local s, n = string.match(a, '^(%d+) (%d+) ')
+  s = tonumber(s) or 0; n = tonumber(n) or 0; sec = tonumber(sec); nsec = tonumber(nsec)
+  return s > sec or (s == sec and n > nsec)
+end
+local function cleanup(idx, pre)
+  for _, h in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
+    if redis.call('EXISTS', pre .. 'r:' .. h) == 0 then redis.call('ZREM', idx, h) end
+  end
+end
+-- verify compares the index with the snapshot the caller decided on:
+-- ARGV[i] = n, then n triples (handle, version, activity).
+local function verify(idx, pre, i)
+  local n = tonumber(ARGV[i]); i = i + 1
+  local ok = redis.call('ZCARD', idx) == n
+  for _ = 1, n do
+    if ok then
+      local h = ARGV[i]
+      if not redis.call('ZSCORE', idx, h) then ok = false
+      elseif redis.call('HGET', pre .. 'r:' .. h, 'v') ~= ARGV[i+1] then ok = false
+      elseif (redis.call('GET', pre .. 'a:' .. h) or '') ~= ARGV[i+2] then ok = false end
+    end
+    i = i + 3
+  end
+  return ok, i
+end
+-- revokeAll applies ARGV[i] = m, then m tuples (handle, version, bytes, purge µs).
+-- A pending copy (a move into this subject not known to be committed) is
+-- deleted instead: if its move commits, the session is gone, never live.
+local function revokeAll(idx, pre, i)
+  local m = tonumber(ARGV[i]); i = i + 1
+  for _ = 1, m do
+    local r = pre .. 'r:' .. ARGV[i]
+    local st = redis.call('HGET', r, 's')
+    redis.call('DEL', r, pre .. 'a:' .. ARGV[i])
+    if st ~= 'P' then
+      redis.call('HSET', r, 's', 'X', 'v', ARGV[i+1], 'b', ARGV[i+2], 'p', ARGV[i+3])
+      expire(r, purgems(ARGV[i+3], 0))
+    end
+    redis.call('ZREM', idx, ARGV[i])
+    i = i + 4
+  end
+  return i
+end
+`
+
+// create inserts a live (L) or pending (P) record, enforcing the limit the
+// caller decided on against the index snapshot it read.
+// KEYS: rec, act, index. ARGV: 1 home prefix, 2 handle, 3 state, 4 version,
+// 5 bytes, 6 purge µs, 7 activity, 8 index score ("" = no subject), 9 source
+// tag of a move, 10 unused, 11 slack ms,
+// 12 pending ttl ms, 13 "1" if a snapshot follows; then snapshot, evictions.
+var luaCreate = rueidis.NewLuaScript(luaLib + `
+local st = redis.call('HGET', KEYS[1], 's')
+-- A move may replace a forward stub of the same handle (left by an earlier
+-- move, or the locator itself) or an old pending copy; it keeps the stub so
+-- that a rollback can restore it.
+local fb, fv
+if st == 'F' and ARGV[3] == 'P' then
+  fb, fv = redis.call('HGET', KEYS[1], 'b'), redis.call('HGET', KEYS[1], 'v')
+elseif st == 'P' and ARGV[3] == 'P' then
+  fb, fv = redis.call('HGET', KEYS[1], 'fb'), redis.call('HGET', KEYS[1], 'fv')
+elseif st then
+  return 'EXISTS'
+end
+local i = 14
+if ARGV[8] ~= '' then
+  cleanup(KEYS[3], ARGV[1])
+  if ARGV[13] == '1' then
+    local ok; ok, i = verify(KEYS[3], ARGV[1], i)
+    if not ok then return 'RETRY' end
+    revokeAll(KEYS[3], ARGV[1], i)
+  end
+  redis.call('ZADD', KEYS[3], ARGV[8], ARGV[2])
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 's', ARGV[3], 'v', ARGV[4], 'b', ARGV[5], 'p', ARGV[6])
+redis.call('SET', KEYS[2], ARGV[7])
+expire(KEYS[2], purgems(apurge(ARGV[7]), 0))
+if ARGV[3] == 'P' then
+  redis.call('HSET', KEYS[1], 'o', ARGV[9])
+  if fb then redis.call('HSET', KEYS[1], 'fb', fb, 'fv', fv) end
+  local t = redis.call('TIME')
+  expire(KEYS[1], tonumber(t[1]) * 1000 + tonumber(ARGV[12]))
+else
+  expire(KEYS[1], purgems(apurge(ARGV[7]), tonumber(ARGV[11])))
+end
+return 'OK'
+`)
+
+// update replaces a live record in place (same home) by compare-and-swap.
+// KEYS: rec, act. ARGV: 1 expected version, 2 new version, 3 bytes, 4 purge
+// µs, 5 activity, 6 sec, 7 nsec, 8 slack ms. Returns {code, activity kept}.
+var luaUpdate = rueidis.NewLuaScript(luaLib + `
+local st = redis.call('HGET', KEYS[1], 's')
+if st == 'X' then return {'REVOKED'} end
+if st ~= 'L' then return {'NOTFOUND'} end
+if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return {'CONFLICT'} end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'b', ARGV[3], 'p', ARGV[4])
+local a = redis.call('GET', KEYS[2])
+if not (a and newer(a, ARGV[6], ARGV[7])) then
+  a = ARGV[5]
+  redis.call('SET', KEYS[2], a)
+  expire(KEYS[2], purgems(apurge(a), 0))
+end
+expire(KEYS[1], purgems(apurge(a), tonumber(ARGV[8])))
+return {'OK', a}
+`)
+
+// touch moves activity forward. The record key is only written when its
+// expiry must grow, so near-caches of the record survive ordinary use.
+// KEYS: rec, act. ARGV: 1 activity, 2 sec, 3 nsec, 4 slack ms.
+var luaTouch = rueidis.NewLuaScript(luaLib + `
+local st = redis.call('HGET', KEYS[1], 's')
+if st == 'X' then return {'REVOKED'} end
+if st ~= 'L' then return {'NOTFOUND'} end
+local a = redis.call('GET', KEYS[2])
+if a and newer(a, ARGV[2], ARGV[3]) then return {'OK', a} end
+redis.call('SET', KEYS[2], ARGV[1])
+local ms = purgems(apurge(ARGV[1]), 0)
+expire(KEYS[2], ms)
+local t = redis.call('PEXPIRETIME', KEYS[1])
+if ms == nil then
+  if t >= 0 then redis.call('PERSIST', KEYS[1]) end
+elseif t >= 0 and t < ms then
+  expire(KEYS[1], ms + tonumber(ARGV[4]))
+end
+return {'OK', ARGV[1]}
+`)
+
+// revoke revokes one record by compare-and-swap.
+// KEYS: rec, act, index. ARGV: 1 expected version, 2 handle, then the
+// revokeAll tuple count (1) and tuple.
+var luaRevoke = rueidis.NewLuaScript(luaLib + `
+local st = redis.call('HGET', KEYS[1], 's')
+if st == 'X' then return 'REVOKED' end
+if st ~= 'L' and st ~= 'P' then return 'NOTFOUND' end
+if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 'CONFLICT' end
+local pre = string.sub(KEYS[3], 1, -2)
+revokeAll(KEYS[3], pre, 3)
+return 'OK'
+`)
+
+// revokeMany revokes sessions of one subject against an index snapshot.
+// KEYS: index. ARGV: 1 home prefix, then snapshot, then revocations.
+var luaRevokeMany = rueidis.NewLuaScript(luaLib + `
+cleanup(KEYS[1], ARGV[1])
+local ok, i = verify(KEYS[1], ARGV[1], 2)
+if not ok then return 'RETRY' end
+revokeAll(KEYS[1], ARGV[1], i)
+return 'OK'
+`)
+
+// moveOut is the commit point of a move between homes: the record becomes a
+// forward stub to the new home, where a pending copy already waits.
+// KEYS: rec, act, index. ARGV: 1 expected version, 2 target tag, 3 new
+// version, 4 handle, 5 purge µs, 6 slack ms.
+var luaMoveOut = rueidis.NewLuaScript(luaLib + `
+local st = redis.call('HGET', KEYS[1], 's')
+if st == 'X' then return 'REVOKED' end
+if st ~= 'L' then return 'NOTFOUND' end
+if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 'CONFLICT' end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HSET', KEYS[1], 's', 'F', 'b', ARGV[2], 'v', ARGV[3])
+expire(KEYS[1], purgems(ARGV[5], tonumber(ARGV[6])))
+redis.call('ZREM', KEYS[3], ARGV[4])
+return 'OK'
+`)
+
+// finalize turns a committed pending record into a live one.
+// KEYS: rec, act. ARGV: 1 version, 2 slack ms.
+var luaFinalize = rueidis.NewLuaScript(luaLib + `
+if redis.call('HGET', KEYS[1], 's') ~= 'P' or redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 's', 'L')
+redis.call('HDEL', KEYS[1], 'o', 'fb', 'fv')
+local a = redis.call('GET', KEYS[2])
+local p = redis.call('HGET', KEYS[1], 'p')
+if a then p = apurge(a) end
+expire(KEYS[1], purgems(p, tonumber(ARGV[2])))
+return 1
+`)
+
+// rollback removes a pending record whose move did not commit, restoring
+// the forward stub it replaced, if any.
+// KEYS: rec, act, index. ARGV: 1 version, 2 handle.
+var luaRollback = rueidis.NewLuaScript(`
+if redis.call('HGET', KEYS[1], 's') ~= 'P' or redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
+local fb, fv = redis.call('HGET', KEYS[1], 'fb'), redis.call('HGET', KEYS[1], 'fv')
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[2])
+if fb then redis.call('HSET', KEYS[1], 's', 'F', 'b', fb, 'v', fv) end
+return 1
+`)
+
+// stub creates the forward stub that lets a handle find its subject's home.
+// KEYS: rec. ARGV: 1 target tag, 2 version, 3 purge µs, 4 slack ms.
+var luaStub = rueidis.NewLuaScript(luaLib + `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'EXISTS' end
+redis.call('HSET', KEYS[1], 's', 'F', 'b', ARGV[1], 'v', ARGV[2])
+expire(KEYS[1], purgems(ARGV[3], tonumber(ARGV[4])))
+return 'OK'
+`)
+
+// repoint moves an existing forward stub to a new home (best effort; chains
+// of stubs are followed anyway).
+// KEYS: rec. ARGV: 1 old target, 2 new target, 3 version.
+var luaRepoint = rueidis.NewLuaScript(`
+if redis.call('HGET', KEYS[1], 's') == 'F' and redis.call('HGET', KEYS[1], 'b') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'b', ARGV[2], 'v', ARGV[3])
+  return 1
+end
+return 0
+`)
+
+// remove deletes a session's home keys. KEYS: rec, act, index. ARGV: handle.
+var luaRemove = rueidis.NewLuaScript(`
+local n = redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return n
+`)
+
+// delIf deletes a token pointer or forward stub only while it still refers
+// to the session being removed. KEYS: key. ARGV: 1 expected value.
+var luaDelIf = rueidis.NewLuaScript(`
+local t = redis.call('TYPE', KEYS[1])['ok']
+local v
+if t == 'string' then v = redis.call('GET', KEYS[1])
+elseif t == 'hash' then v = redis.call('HGET', KEYS[1], 'b') end
+if v == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// maintain keeps the helper keys of a session in line after a write: it
+// extends a token pointer or locator stub so it lives at least as long as
+// the record (writing it only when it would expire first), or records the
+// purge time in the expiry set. One script for all three lets a single
+// pipeline carry them, whatever their slots.
+// KEYS: key. ARGV: 1 op ("extend", "zadd"), 2 ms or µs ("0" = never),
+// 3 slack ms or member.
+var luaMaintain = rueidis.NewLuaScript(`
+if ARGV[1] == 'zadd' then
+  if ARGV[2] == '0' then return redis.call('ZREM', KEYS[1], ARGV[3]) end
+  return redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+end
+local t = redis.call('PEXPIRETIME', KEYS[1])
+if t == -2 then return 0 end
+local ms = tonumber(ARGV[2])
+if ms == 0 then
+  if t >= 0 then redis.call('PERSIST', KEYS[1]) end
+elseif t >= 0 and t < ms then
+  redis.call('PEXPIREAT', KEYS[1], string.format('%d', ms + tonumber(ARGV[3])))
+end
+return 1
+`)
+
+// purge deletes a record whose effective PurgeAt is at or before now.
+// KEYS: rec, act, index. ARGV: 1 now µs, 2 handle. Returns {code, value}.
+var luaPurge = rueidis.NewLuaScript(luaLib + `
+local st = redis.call('HGET', KEYS[1], 's')
+if not st or st == 'F' then return {'GONE'} end
+local p
+if st ~= 'X' then
+  local a = redis.call('GET', KEYS[2])
+  if a then p = apurge(a) end
+end
+if not p then p = redis.call('HGET', KEYS[1], 'p') end
+local n = tonumber(p) or 0
+if n == 0 or n > tonumber(ARGV[1]) then return {'KEEP', p} end
+local b = redis.call('HGET', KEYS[1], 'b')
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[2])
+return {'DELETED', b}
+`)
+
+// snapshot reads a subject's index with every member's record and
+// activity. KEYS: index. ARGV: 1 home prefix. Returns a flat list of
+// (handle, state, version, bytes, source, activity).
+var luaSnapshot = rueidis.NewLuaScriptReadOnly(`
+local out = {}
+for _, h in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local f = redis.call('HMGET', ARGV[1] .. 'r:' .. h, 's', 'v', 'b', 'o')
+  if f[1] then
+    local a = redis.call('GET', ARGV[1] .. 'a:' .. h) or ''
+    table.insert(out, h); table.insert(out, f[1]); table.insert(out, f[2] or '')
+    table.insert(out, f[3] or ''); table.insert(out, f[4] or ''); table.insert(out, a)
+  end
+end
+return out
+`)
+
+// putValue replaces a KVStore value by compare-and-swap on its version.
+// KEYS: key. ARGV: 1 expected version, 2 new version, 3 value.
+var luaPutValue = rueidis.NewLuaScript(`
+local v = redis.call('HGET', KEYS[1], 'v') or '0'
+if v ~= ARGV[1] then return 'CONFLICT' end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'b', ARGV[3])
+return 'OK'
+`)
