@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"os"
 	"testing"
 	"time"
 
@@ -132,3 +133,5 @@ func countKeys(t *testing.T, s *Store, pattern string) int {
 	}
 	return n
 }
+
+func testenvRedis() string { return os.Getenv(testenv.RedisEnv) }
