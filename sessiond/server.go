@@ -166,7 +166,8 @@ func (s *Server) handle(pattern string, h http.HandlerFunc) {
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	h, pattern := s.mux.Handler(r)
 	if pattern != "" {
-		h.ServeHTTP(w, r)
+		// ServeHTTP, not h: only the mux sets the path values.
+		s.mux.ServeHTTP(w, r)
 		return
 	}
 	// No route: let the mux decide between 404, 405 (with Allow) and a
