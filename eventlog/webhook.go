@@ -31,10 +31,10 @@ const (
 
 // Errors of secrets and signature verification.
 var (
-	ErrSecret          = errors.New("eventlog: webhook secret must be whsec_ followed by base64 of 24 to 64 bytes")
-	ErrSignature       = errors.New("eventlog: webhook signature does not match")
-	ErrTimestamp       = errors.New("eventlog: webhook timestamp missing or outside the tolerance")
-	ErrMissingHeaders  = errors.New("eventlog: webhook headers missing")
+	ErrSecret         = errors.New("eventlog: webhook secret must be whsec_ followed by base64 of 24 to 64 bytes")
+	ErrSignature      = errors.New("eventlog: webhook signature does not match")
+	ErrTimestamp      = errors.New("eventlog: webhook timestamp missing or outside the tolerance")
+	ErrMissingHeaders = errors.New("eventlog: webhook headers missing")
 )
 
 // DefaultTolerance is how far a webhook's timestamp may be from the
