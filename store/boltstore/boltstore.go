@@ -164,6 +164,11 @@ func newTxn(tx *bolt.Tx) *txn {
 	}
 }
 
+// readTxn opens only the buckets a lookup needs, for the request path.
+func readTxn(tx *bolt.Tx) *txn {
+	return &txn{records: tx.Bucket(bucketRecords), hashes: tx.Bucket(bucketHashes)}
+}
+
 // timeKey encodes t as 8 bytes that sort like the times: Unix nanoseconds
 // with the sign bit flipped. The zero time sorts first; times beyond the
 // range of int64 nanoseconds are clamped.
@@ -405,7 +410,8 @@ func (s *Store) Create(ctx context.Context, rec *sessionkit.Record, lim sessionk
 // Get implements sessionkit.Store.
 func (s *Store) Get(ctx context.Context, hash sessionkit.TokenHash) (*sessionkit.Record, error) {
 	var r *sessionkit.Record
-	err := s.view(func(t *txn) error {
+	err := storeErr(s.db.View(func(tx *bolt.Tx) error {
+		t := readTxn(tx)
 		h := t.hashes.Get(hash[:])
 		if h == nil {
 			return sessionkit.ErrNotFound
@@ -416,18 +422,18 @@ func (s *Store) Get(ctx context.Context, hash sessionkit.TokenHash) (*sessionkit
 			return fmt.Errorf("%w: token hash names a missing record", sessionkit.ErrStore)
 		}
 		return err
-	})
+	}))
 	return r, err
 }
 
 // GetByHandle implements sessionkit.Store.
 func (s *Store) GetByHandle(ctx context.Context, handle string) (*sessionkit.Record, error) {
 	var r *sessionkit.Record
-	err := s.view(func(t *txn) error {
+	err := storeErr(s.db.View(func(tx *bolt.Tx) error {
 		var err error
-		r, err = t.load([]byte(handle))
+		r, err = readTxn(tx).load([]byte(handle))
 		return err
-	})
+	}))
 	return r, err
 }
 

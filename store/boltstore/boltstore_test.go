@@ -392,6 +392,7 @@ func BenchmarkGet(b *testing.B) {
 	s, recs := benchStore(b, Options{})
 	ctx := context.Background()
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {

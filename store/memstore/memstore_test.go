@@ -116,6 +116,7 @@ func BenchmarkGet(b *testing.B) {
 		hashes[i] = r.TokenHash
 	}
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
