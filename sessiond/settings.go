@@ -43,13 +43,15 @@ type Settings struct {
 	Shutdown    time.Duration
 	Sweep       time.Duration
 	LockTimeout time.Duration
+	Namespace   string
 }
 
 // register defines the settings' flags on fs.
 func (s *Settings) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.Addr, "addr", DefaultAddr, "listen address of the HTTP API")
 	fs.StringVar(&s.DataDir, "data-dir", "./sessiond-data", "directory for the embedded store and the API key files")
-	fs.StringVar(&s.Store, "store", "", "store URL: empty for the bolt file in the data dir, bolt:PATH, memory:, redis://, rediss://, redis+cluster://, postgres:// or postgresql://")
+	fs.StringVar(&s.Store, "store", "", "store URL: empty for the bolt file in the data dir, bolt:PATH, memory:, redis://, rediss://, redis+cluster://, rediss+cluster://, postgres:// or postgresql://")
+	fs.StringVar(&s.Namespace, "store-namespace", "", "Redis key prefix or PostgreSQL schema, to separate deployments sharing a server (default: the store's own)")
 	fs.StringVar(&s.APIKeyFile, "api-key-file", "", "file of accepted API keys, one per line (the key, or sha256:HEX of it); adds to "+EnvAPIKey+" and <data-dir>/"+HashFileName)
 	fs.StringVar(&s.CookieName, "cookie-name", sessionkit.DefaultCookieName, "session cookie read by forward auth (GET /v1/auth)")
 	fs.StringVar(&s.LogFile, "log-file", "", "log file, one JSON record per line (default stderr)")

@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/sessionkit/sessionkit"
+	"github.com/sessionkit/sessionkit/store/boltstore"
 	"github.com/sessionkit/sessionkit/store/memstore"
 	"github.com/sessionkit/sessionkit/store/pgstore"
+	"github.com/sessionkit/sessionkit/store/redisstore"
 )
 
 // BoltFileName is the embedded store's file in the data directory.
@@ -30,6 +33,9 @@ type StoreOptions struct {
 	Now func() time.Time
 	// Migrate makes a PostgreSQL store create or update its schema.
 	Migrate bool
+	// Namespace separates deployments sharing a server: the Redis key
+	// prefix or the PostgreSQL schema. Empty takes the store's default.
+	Namespace string
 }
 
 // StoreKind names the store a URL selects: "bolt", "memory", "redis" or
@@ -41,7 +47,7 @@ func StoreKind(url string) (string, error) {
 		return "bolt", nil
 	case scheme == "memory":
 		return "memory", nil
-	case scheme == "redis" || scheme == "rediss" || scheme == "redis+cluster":
+	case scheme == "redis" || scheme == "rediss" || scheme == "redis+cluster" || scheme == "rediss+cluster":
 		return "redis", nil
 	case scheme == "postgres" || scheme == "postgresql":
 		return "postgres", nil
@@ -71,13 +77,33 @@ func OpenStore(ctx context.Context, url string, o StoreOptions) (sessionkit.Stor
 	case "memory":
 		return memstore.New(memstore.Options{Now: o.Now}), nil
 	case "postgres":
-		st, err := pgstore.New(ctx, pgstore.Options{URL: url, Now: o.Now, AutoMigrate: o.Migrate})
+		st, err := pgstore.New(ctx, pgstore.Options{URL: url, Now: o.Now, AutoMigrate: o.Migrate, Schema: o.Namespace})
 		if err != nil {
 			return nil, err
 		}
 		return st, nil
 	case "redis":
-		return openRedis(ctx, url, o)
+		prefix := ""
+		if o.Namespace != "" {
+			prefix = o.Namespace + ":"
+		}
+		st, err := redisstore.New(ctx, redisstore.Options{URL: url, Prefix: prefix})
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
 	}
 	return nil, fmt.Errorf("%w: %s", ErrNotBuiltIn, kind)
+}
+
+func openBolt(path string, o StoreOptions) (sessionkit.Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("%w: %v", sessionkit.ErrStore, err)
+	}
+	st, err := boltstore.Open(path, boltstore.Options{Timeout: o.LockTimeout})
+	if err != nil {
+		// The usual cause is a running server holding the file lock.
+		return nil, fmt.Errorf("%w (one process at a time holds the bolt file: while sessiond runs, use its HTTP API)", err)
+	}
+	return st, nil
 }
