@@ -154,8 +154,8 @@ func TestImpossibleTravel(t *testing.T) {
 	}
 	// Back home two minutes later: two networks within the window.
 	f.clk.Add(2 * time.Minute)
-	if _, err := f.m.Validate(ctx, tok, home); err != nil {
-		t.Fatal(err)
+	if _, err := f.m.Validate(ctx, tok, home); err != nil && !errors.Is(err, sessionkit.ErrRevoked) {
+		t.Fatal(err) // revoked only if the worker was faster than the touch
 	}
 	ev := f.rec.wait(t, sessionkit.EventAnomaly, anomaly.RuleImpossibleTravel, 1)[0]
 	if ev.Handle != rec.Handle || ev.Detail["from"] != away.IP || ev.Detail["to"] != home.IP || ev.Detail["action"] != "revoke" {
