@@ -105,15 +105,16 @@ func (s *RevocationSet) Len() int {
 // Check returns an error wrapping ErrRevoked if c's session or token was
 // revoked, or its subject's tokens issued before c's iat were.
 func (s *RevocationSet) Check(c *Claims) error {
+	now := s.now()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if _, ok := s.sids[c.SessionID]; ok {
+	if exp, ok := s.sids[c.SessionID]; ok && now.Before(exp) {
 		return fmt.Errorf("%w: session ended", ErrRevoked)
 	}
-	if _, ok := s.jtis[c.ID]; ok {
+	if exp, ok := s.jtis[c.ID]; ok && now.Before(exp) {
 		return fmt.Errorf("%w: token revoked", ErrRevoked)
 	}
-	if r, ok := s.subjects[c.Subject]; ok && !c.IssuedAt.After(r.NotBefore) {
+	if r, ok := s.subjects[c.Subject]; ok && now.Before(r.Expires) && !c.IssuedAt.After(r.NotBefore) {
 		return fmt.Errorf("%w: subject's tokens revoked", ErrRevoked)
 	}
 	return nil
