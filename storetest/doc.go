@@ -31,6 +31,10 @@
 //     handle.
 //   - An Update that gives a record the token hash of another record returns
 //     ErrExists and changes nothing.
+//   - A failed Update leaves rec.Version as it was.
+//   - Neither the caller's record nor a returned one shares memory with
+//     the store, down to the bytes of Data values.
+//   - ListSubject("") is empty: anonymous sessions have no index.
 //   - KVStore.PutValue returns ErrConflict when expect does not match the
 //     stored version, including a non-zero expect for a missing key.
 package storetest
