@@ -178,8 +178,37 @@ func TestFaultServerKilled(t *testing.T) {
 		t.Fatal("record not cached before the crash")
 	}
 
+	// Load running while the server dies: every failure must wrap ErrStore.
+	stop := make(chan struct{})
+	loadErr := make(chan error, 1)
+	go func() {
+		defer close(loadErr)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var err error
+			if i%2 == 0 {
+				_, err = a.Get(ctx, rec.TokenHash)
+			} else {
+				err = a.Touch(ctx, other.Handle, sessionkit.Activity{LastSeenAt: now.Add(time.Duration(i) * time.Microsecond)})
+			}
+			if err != nil && !errors.Is(err, sessionkit.ErrStore) {
+				loadErr <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
 	pg.kill()
 	waitFor(t, 5*time.Second, "near-cache disabled after the crash", func() bool { return !a.cache.isEnabled() })
+	time.Sleep(50 * time.Millisecond)
+	close(stop)
+	if err := <-loadErr; err != nil {
+		t.Errorf("operation during the crash: got %v, want success or an error wrapping ErrStore", err)
+	}
 
 	opCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
