@@ -1,0 +1,90 @@
+// Package redisstore keeps sessions in Redis or Redis Cluster. It
+// implements sessionkit.Store and sessionkit.KVStore on
+// github.com/redis/rueidis and needs Redis 7.0 or later (PEXPIRETIME).
+//
+// # Key layout
+//
+// Keys are grouped in homes. A home is a set of keys that share one hash
+// tag, so they live in one cluster slot and one Lua script can change them
+// atomically. With the default prefix "sk:":
+//
+//	sk:{s:<subject id>}:r:<handle>  record of a subject's session (hash)
+//	sk:{s:<subject id>}:a:<handle>  its activity (string)
+//	sk:{s:<subject id>}:i           the subject index (sorted set by CreatedAt)
+//	sk:{a:<handle>}:r:<handle>      record of an anonymous session, or the
+//	                                locator stub of a subject's session
+//	sk:{a:<handle>}:a:<handle>      activity of an anonymous session
+//	sk:{t:<hex token hash>}         token pointer: handle and home
+//	sk:{x}:purge                    expiry set read by DeleteExpired
+//	sk:{k:<hex key>}                a KVStore value
+//
+// The subject id is the first 128 bits of SHA-256(subject), so key names
+// have a fixed size and carry no personal data. A record's home follows its
+// subject: every session of one subject, and that subject's index, share a
+// slot. That makes the operations that must be atomic single-slot scripts:
+// create with the session limit, update (including renewal to a new token
+// hash), touch, revoke, revoke-all and the limit's evictions.
+//
+// Lookups start from keys that do not depend on the subject: a token hash
+// finds its pointer, a handle its locator stub. Both point to the home; the
+// record there is the authority. A pointer is only trusted if the record it
+// leads to carries that very token hash, so renewal makes the old hash stop
+// resolving in the same atomic step that stores the new record, even though
+// the old pointer lives in another slot and is removed a moment later.
+// Get is one GET plus one pipelined read of record and activity (the
+// locator adds one hop for GetByHandle); with the near cache, pointers and
+// stubs are almost always served from memory.
+//
+// # Changing the subject
+//
+// A subject change (login, or switching user) moves the record to another
+// home, which no single script can do in Redis Cluster. The move is a small
+// commit protocol that never shows a half-done state:
+//
+//  1. In the new home, one script enforces the limit and writes a pending
+//     copy, listed in the new subject's index.
+//  2. In the old home, one script compares the version and replaces the
+//     record with a forward stub to the new home. This is the commit point.
+//  3. The pending copy is marked live; the locator is pointed at the new
+//     home.
+//
+// A reader that meets a pending copy checks the old home: if the stub
+// points back, the move committed and the reader finishes step 3 itself;
+// otherwise the old home still holds the session. A failed step 2 removes
+// the pending copy; one left by a crash expires after a few minutes. If a
+// revoke-all of the new subject hits a pending copy, the copy is deleted,
+// so the session can only end up gone, never live. One difference from a
+// fully atomic store remains: if step 2 fails (the version changed, or the
+// session was revoked meanwhile), sessions evicted for the limit in step 1
+// stay revoked.
+//
+// # Expiry
+//
+// Records carry a native TTL: revoked records expire at PurgeAt; live
+// records at PurgeAt plus Options.Slack, because Touch moves PurgeAt with
+// the activity key only and rewrites the record key (which would invalidate
+// every near cache) only when its TTL must grow. The subject index drops
+// members whose record is gone inside every script that writes it, so it
+// never grows without bound. DeleteExpired removes records whose PurgeAt
+// has passed according to its now argument, using the expiry set; call it
+// periodically so that set stays small.
+//
+// # Near cache
+//
+// With Options.NearCache, record, activity, pointer and stub reads use
+// Redis server-assisted client-side caching (RESP3 tracking): Redis sends
+// an invalidation when a key changes, so a revocation on one instance is
+// seen by the others within about a millisecond. Entries live at most
+// NearCacheTTL in case an invalidation is lost. Activity is a separate key,
+// so Touch invalidates only the small activity value, not the record. An
+// instance bypasses its cache for keys it wrote itself within the TTL, so it
+// always reads its own writes. When the connection drops, its cache is
+// dropped with it and reads fail with an error wrapping sessionkit.ErrStore
+// until Redis is back; they never return a cached answer meanwhile.
+//
+// # Errors
+//
+// Every error that is not a sessionkit sentinel wraps sessionkit.ErrStore.
+// Optimistic steps (limit decisions, revoke-all) re-read and retry when the
+// subject's index changed between read and write.
+package redisstore
