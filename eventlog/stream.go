@@ -204,6 +204,10 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc.Flush()
+	// A server's WriteTimeout would cut a long stream: move the deadline
+	// along with each write instead (ignored where unsupported).
+	extend := func() { rc.SetWriteDeadline(time.Now().Add(2*s.opts.Heartbeat + 10*time.Second)) }
+	extend()
 	tick := time.NewTicker(s.opts.Heartbeat)
 	defer tick.Stop()
 	var reported uint64
@@ -236,6 +240,7 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err := rc.Flush(); err != nil {
 			return
 		}
+		extend()
 	}
 }
 
