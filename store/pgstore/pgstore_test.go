@@ -363,3 +363,66 @@ func TestListenerDown(t *testing.T) {
 		t.Errorf("cache not serving again after the listener came back")
 	}
 }
+
+// TestTwoInstanceChanges checks that every kind of change made on A reaches
+// B's near-cache: update, renewal (new token hash), revocation of a
+// subject, deletion and purge.
+func TestTwoInstanceChanges(t *testing.T) {
+	url := testenv.PostgresURL(t)
+	schema := freshSchema(t, url)
+	a := open(t, url, schema, cacheOpts(time.Hour))
+	b := open(t, url, schema, cacheOpts(time.Hour))
+	ctx := context.Background()
+	now := time.Now()
+	rv := sessionkit.Revocation{At: now, Reason: sessionkit.ReasonRevokeAll, PurgeAt: now.Add(time.Hour)}
+
+	for _, tc := range []struct {
+		name   string
+		change func(rec *sessionkit.Record) error
+		seen   func(rec *sessionkit.Record, got *sessionkit.Record, err error) bool
+	}{
+		{"update", func(rec *sessionkit.Record) error {
+			rec.AuthLevel = 7
+			_, err := a.Update(ctx, rec, sessionkit.Limit{})
+			return err
+		}, func(_, got *sessionkit.Record, err error) bool { return err == nil && got.AuthLevel == 7 }},
+		{"renew", func(rec *sessionkit.Record) error {
+			rec.TokenHash = newRecord("", now).TokenHash
+			_, err := a.Update(ctx, rec, sessionkit.Limit{})
+			return err
+		}, func(_, _ *sessionkit.Record, err error) bool { return errors.Is(err, sessionkit.ErrNotFound) }},
+		{"revoke subject", func(rec *sessionkit.Record) error {
+			_, err := a.RevokeSubject(ctx, rec.Subject, "", rv)
+			return err
+		}, func(_, got *sessionkit.Record, err error) bool { return err == nil && got.Revoked() }},
+		{"delete", func(rec *sessionkit.Record) error {
+			return a.Delete(ctx, rec.Handle)
+		}, func(_, _ *sessionkit.Record, err error) bool { return errors.Is(err, sessionkit.ErrNotFound) }},
+		{"purge", func(rec *sessionkit.Record) error {
+			_, err := a.DeleteExpired(ctx, now.Add(100*time.Hour), 1000)
+			return err
+		}, func(_, _ *sessionkit.Record, err error) bool { return errors.Is(err, sessionkit.ErrNotFound) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := newRecord("subject-"+tc.name, now)
+			rec.IdleDeadline = now.Add(2 * time.Hour)
+			if _, err := a.Create(ctx, rec, sessionkit.Limit{}); err != nil {
+				t.Fatal(err)
+			}
+			old := rec.TokenHash
+			mustGet(t, b, old)
+			hits := b.cache.hits.Load()
+			mustGet(t, b, old)
+			if b.cache.hits.Load() != hits+1 {
+				t.Fatal("not cached on B")
+			}
+			if err := tc.change(rec); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 5*time.Second, "B to see the change", func() bool {
+				got, err := b.Get(ctx, old)
+				return tc.seen(rec, got, err)
+			})
+		})
+	}
+}
