@@ -393,6 +393,7 @@ func BenchmarkGet(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer reportCPU(b)()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
@@ -408,6 +409,7 @@ func benchmarkUpdate(b *testing.B, opts Options) {
 	s, recs := benchStore(b, opts)
 	ctx := context.Background()
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	i := 0
 	for b.Loop() {
 		r := recs[i%len(recs)]

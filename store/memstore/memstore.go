@@ -85,25 +85,44 @@ func New(opts Options) *Store {
 }
 
 // copyRecord returns a copy of r that shares no memory with it. The Data
-// values are copied into one buffer, each capped so that appending to one
-// cannot overwrite the next.
+// values and the refresh successor are copied into one buffer, each capped
+// so that appending to one cannot overwrite the next.
 func copyRecord(r *sessionkit.Record) *sessionkit.Record {
 	c := *r
-	if r.Data != nil {
-		n := 0
-		for _, v := range r.Data {
-			n += len(v)
+	n := len(r.Refresh.Successor)
+	for _, v := range r.Data {
+		n += len(v)
+	}
+	if n == 0 {
+		if r.Data != nil {
+			c.Data = make(map[string]json.RawMessage, len(r.Data))
+			for k, v := range r.Data {
+				c.Data[k] = v[:0:0]
+			}
 		}
-		buf := make([]byte, 0, n)
+		if r.Refresh.Successor != nil {
+			c.Refresh.Successor = r.Refresh.Successor[:0:0]
+		}
+		return &c
+	}
+	buf := make([]byte, 0, n)
+	carve := func(v []byte) []byte {
+		start := len(buf)
+		buf = append(buf, v...)
+		return buf[start:len(buf):len(buf)]
+	}
+	if r.Data != nil {
 		c.Data = make(map[string]json.RawMessage, len(r.Data))
 		for k, v := range r.Data {
-			start := len(buf)
-			buf = append(buf, v...)
-			c.Data[k] = buf[start:len(buf):len(buf)]
+			if v == nil {
+				c.Data[k] = nil
+				continue
+			}
+			c.Data[k] = carve(v)
 		}
 	}
 	if r.Refresh.Successor != nil {
-		c.Refresh.Successor = slices.Clone(r.Refresh.Successor)
+		c.Refresh.Successor = carve(r.Refresh.Successor)
 	}
 	return &c
 }

@@ -104,7 +104,7 @@ func BenchmarkGet(b *testing.B) {
 	defer s.Close()
 	ctx := context.Background()
 	now := time.Now()
-	hashes := make([]sessionkit.TokenHash, 10_000)
+	hashes := make([]sessionkit.TokenHash, 1000)
 	for i := range hashes {
 		r := storetest.NewRecord("user:bench", now)
 		if i%2 == 0 {
@@ -117,6 +117,7 @@ func BenchmarkGet(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer reportCPU(b)()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
@@ -137,6 +138,7 @@ func BenchmarkUpdate(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		if _, err := s.Update(ctx, r, sessionkit.Limit{}); err != nil {
 			b.Fatal(err)
