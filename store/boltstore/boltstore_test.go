@@ -312,6 +312,7 @@ func TestCrash(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { cmd.Process.Kill() }) // if the test fails early
 	type committed struct {
 		handle string
 		hash   sessionkit.TokenHash
