@@ -139,7 +139,12 @@ func (c CLI) serve(ctx context.Context, st *Settings) error {
 		return err
 	}
 	defer closeLog()
-	cfg, err := st.ManagerConfig(sessionkit.SlogSink{Logger: log})
+	mon, err := OpenMonitoring(ctx, st, c.Getenv, log)
+	if err != nil {
+		return err
+	}
+	defer mon.Close()
+	cfg, err := st.ManagerConfig(sessionkit.MultiSink{mon.Sink(), sessionkit.SlogSink{Logger: log}})
 	if err != nil {
 		return err
 	}
@@ -159,10 +164,11 @@ func (c CLI) serve(ctx context.Context, st *Settings) error {
 			log.Error("closing the store", "err", err.Error())
 		}
 	}()
-	m, err := sessionkit.New(store, cfg)
+	m, err := sessionkit.New(mon.InstrumentStore(store), cfg)
 	if err != nil {
 		return err
 	}
+	mon.Start(m)
 	srv, err := New(Config{
 		Manager:         m,
 		Keys:            keys,
@@ -172,6 +178,7 @@ func (c CLI) serve(ctx context.Context, st *Settings) error {
 		ShutdownTimeout: st.Shutdown,
 		SweepInterval:   st.Sweep,
 		Logger:          log,
+		Extensions:      []Extension{mon},
 	})
 	if err != nil {
 		return err

@@ -73,6 +73,13 @@ type Extension interface {
 	Mount(mux *http.ServeMux, api APIContext)
 }
 
+// HandlerWrapper is implemented by extensions that also wrap the server's
+// handler, e.g. to time requests or answer some of them themselves. New
+// applies them in the order of Config.Extensions, the last outermost.
+type HandlerWrapper interface {
+	WrapHandler(next http.Handler) http.Handler
+}
+
 // ExtensionFunc adapts a function to Extension.
 type ExtensionFunc func(mux *http.ServeMux, api APIContext)
 
@@ -136,6 +143,11 @@ func New(cfg Config) (*Server, error) {
 		e.Mount(s.mux, api)
 	}
 	s.handler = s.recoverer(s.dispatch)
+	for _, e := range cfg.Extensions {
+		if w, ok := e.(HandlerWrapper); ok {
+			s.handler = w.WrapHandler(s.handler)
+		}
+	}
 	return s, nil
 }
 

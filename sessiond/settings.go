@@ -44,6 +44,7 @@ type Settings struct {
 	Sweep       time.Duration
 	LockTimeout time.Duration
 	Namespace   string
+	Monitoring  MonitoringSettings
 }
 
 // register defines the settings' flags on fs.
@@ -69,6 +70,7 @@ func (s *Settings) register(fs *flag.FlagSet) {
 	fs.DurationVar(&s.Shutdown, "shutdown-timeout", DefaultShutdownTimeout, "graceful shutdown waits this long for requests in flight")
 	fs.DurationVar(&s.Sweep, "sweep-interval", DefaultSweepInterval, "how often ended sessions past retention are purged")
 	fs.DurationVar(&s.LockTimeout, "lock-timeout", time.Second, "how long to wait for the bolt file lock, which a running server holds")
+	s.Monitoring.register(fs)
 }
 
 // envName is the environment variable of flag name.
