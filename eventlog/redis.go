@@ -212,4 +212,3 @@ func (r *Redis) Close() error {
 	}
 	return nil
 }
-
