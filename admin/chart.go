@@ -31,12 +31,12 @@ type bar struct {
 
 // SVG geometry of a chart.
 const (
-	chartW      = 640
-	chartH      = 200
-	plotLeft    = 44.0
-	plotRight   = 632.0
-	plotTop     = 12.0
-	plotBottom  = 168.0
+	chartW      = 320
+	chartH      = 164
+	plotLeft    = 28.0
+	plotRight   = 314.0
+	plotTop     = 8.0
+	plotBottom  = 140.0
 	barFraction = 0.78
 )
 
