@@ -31,9 +31,28 @@
 // leads to carries that very token hash, so renewal makes the old hash stop
 // resolving in the same atomic step that stores the new record, even though
 // the old pointer lives in another slot and is removed a moment later.
-// Get is one GET plus one pipelined read of record and activity (the
-// locator adds one hop for GetByHandle); with the near cache, pointers and
-// stubs are almost always served from memory.
+//
+// # Round trips
+//
+// On a single Redis server (standalone or Sentinel) without the near
+// cache, Get and GetByHandle are one round trip: a read-only script
+// (EVALSHA_RO) reads the token pointer or locator, computes the home's key
+// names from it, follows forward stubs and returns record and activity
+// together. The writes (Update, Touch, Revoke) find their record the same
+// way. A script that reads keys it computes itself is safe on a single
+// server, where every key is local and the script runs atomically.
+//
+// Redis Cluster forbids it: the pointer (slot of the token hash) and the
+// record (slot of the subject) live on different masters. There, Get is one
+// GET of the pointer plus one pipelined read of record and activity, and
+// GetByHandle adds one hop through the locator. Putting the pointer into
+// the subject's slot would need the subject before the lookup, which a
+// token does not carry, and a home keyed by the token would split a
+// subject's sessions over many slots, losing the single-slot scripts that
+// make limits, renewal and revoke-all atomic; so Cluster keeps the extra
+// round trip. With the near cache, pointers, stubs and records are almost
+// always served from memory, in either mode, and the two-step reads are
+// used so that each key is cached and invalidated on its own.
 //
 // # Changing the subject
 //

@@ -320,3 +320,35 @@ if v ~= ARGV[1] then return 'CONFLICT' end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'b', ARGV[3])
 return 'OK'
 `)
+
+// follow reads a session in one round trip: it resolves a token pointer (or
+// starts at a handle's locator), follows forward stubs and returns the home
+// it reaches with record fields and activity. It computes the keys it
+// reads, which only a single Redis server allows, so it is used only
+// outside Cluster mode (see doc.go).
+// KEYS: pointer key, or the locator record key. ARGV: 1 key prefix,
+// 2 max hops, 3 handle and 4 locator tag when KEYS[1] is a locator ("" for
+// a pointer). Returns {} for a missing pointer, {pointer} for one that does
+// not parse, or {pointer, tag, state, version, bytes, source, activity}.
+var luaFollow = rueidis.NewLuaScriptReadOnly(`
+local ptr, handle, tag = '', ARGV[3], ARGV[4]
+if handle == '' then
+  ptr = redis.call('GET', KEYS[1])
+  if not ptr then return {} end
+  local c = string.find(ptr, ':', 1, true)
+  local n = c and tonumber(string.sub(ptr, 1, c - 1))
+  if not n or n <= 0 or c + n >= #ptr then return {ptr} end
+  handle, tag = string.sub(ptr, c + 1, c + n), string.sub(ptr, c + n + 1)
+end
+for _ = 1, tonumber(ARGV[2]) do
+  local home = ARGV[1] .. '{' .. tag .. '}:'
+  local f = redis.call('HMGET', home .. 'r:' .. handle, 's', 'v', 'b', 'o')
+  if f[1] ~= 'F' then
+    local a = ''
+    if f[1] then a = redis.call('GET', home .. 'a:' .. handle) or '' end
+    return {ptr, tag, f[1] or '', f[2] or '', f[3] or '', f[4] or '', a}
+  end
+  tag = f[3] or ''
+end
+return {ptr, tag, 'F', '', tag, '', ''}
+`)

@@ -8,7 +8,9 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -23,6 +25,9 @@ type Store struct {
 	k      keys
 	o      Options
 	recent *recent // nil without near cache
+	// oneTrip: reads follow pointers and stubs inside one script. Only
+	// outside Cluster mode and without the near cache (see doc.go).
+	oneTrip atomic.Bool
 }
 
 var (
@@ -104,18 +109,75 @@ func (s *Store) readHome(ctx context.Context, tag, handle string, fresh bool) (h
 // locate follows a handle from tag to its current home and returns the home
 // and its record (state L or X).
 func (s *Store) locate(ctx context.Context, tag, handle string) (home, *sessionkit.Record, error) {
-	fresh := false
-	for range maxHops {
-		h, err := s.readHome(ctx, tag, handle, fresh)
+	var h home
+	var err error
+	if s.oneTrip.Load() {
+		var ok bool
+		h, ok, err = s.follow(ctx, s.k.rec(tag, handle), handle, tag)
 		if err != nil {
 			return home{}, nil, err
 		}
+		if ok {
+			return s.resolve(ctx, h, handle)
+		}
+	}
+	if h, err = s.readHome(ctx, tag, handle, false); err != nil {
+		return home{}, nil, err
+	}
+	return s.resolve(ctx, h, handle)
+}
+
+// follow runs luaFollow from key, a token pointer (handle "") or a
+// handle's locator. ok is false if Redis refused the script, after which
+// the caller reads hop by hop. ref is the pointer's value, if any.
+func (s *Store) follow(ctx context.Context, key, handle, tag string) (h home, ok bool, err error) {
+	h, _, ok, err = s.followRef(ctx, key, handle, tag)
+	return h, ok, err
+}
+
+func (s *Store) followRef(ctx context.Context, key, handle, tag string) (home, ref, bool, error) {
+	vals, err := luaFollow.Exec(ctx, s.c, []string{key}, []string{s.k.prefix, strconv.Itoa(maxHops), handle, tag}).AsStrSlice()
+	if err != nil {
+		if rerr, isRedis := rueidis.IsRedisErr(err); isRedis && scriptRefused(rerr.Error()) {
+			// A server that only serves some slots (a cluster node behind
+			// a single-node client): keep to reads of declared keys.
+			s.oneTrip.Store(false)
+			return home{}, ref{}, false, nil
+		}
+		return home{}, ref{}, false, storeErr("read", err)
+	}
+	if len(vals) == 0 {
+		return home{}, ref{}, true, sessionkit.ErrNotFound
+	}
+	var rf ref
+	if handle == "" {
+		if rf, err = parseRef(vals[0]); err != nil {
+			return home{}, ref{}, true, storeErr("read", err)
+		}
+	}
+	if len(vals) != 7 {
+		return home{}, ref{}, true, errorf("read", "bad reply length %d", len(vals))
+	}
+	return home{tag: vals[1], state: vals[2], version: vals[3], bytes: vals[4], src: vals[5], act: vals[6]}, rf, true, nil
+}
+
+// scriptRefused recognises the errors of a server that does not let a
+// script read keys it was not given.
+func scriptRefused(msg string) bool {
+	return strings.Contains(msg, "non local key") || strings.Contains(msg, "CROSSSLOT") ||
+		strings.Contains(msg, "undeclared")
+}
+
+// resolve continues from a home already read until it reaches the record.
+func (s *Store) resolve(ctx context.Context, h home, handle string) (home, *sessionkit.Record, error) {
+	for hop := 1; ; hop++ {
+		var tag string
+		fresh := false
 		switch h.state {
 		case "":
 			return home{}, nil, sessionkit.ErrNotFound
 		case "F":
 			tag = h.bytes
-			continue
 		case "L", "X":
 			r, err := h.record("read")
 			return h, r, err
@@ -140,13 +202,35 @@ func (s *Store) locate(ctx context.Context, tag, handle string) (home, *sessionk
 		default:
 			return home{}, nil, errorf("read", "unknown record state %q", h.state)
 		}
+		if hop >= maxHops {
+			return home{}, nil, errorf("read", "too many forward stubs for a handle")
+		}
+		var err error
+		if h, err = s.readHome(ctx, tag, handle, fresh); err != nil {
+			return home{}, nil, err
+		}
 	}
-	return home{}, nil, errorf("read", "too many forward stubs for a handle")
 }
 
 // Get returns the record for a token hash.
 func (s *Store) Get(ctx context.Context, hash sessionkit.TokenHash) (*sessionkit.Record, error) {
 	pk := s.k.ptr(hash)
+	if s.oneTrip.Load() {
+		h, rf, ok, err := s.followRef(ctx, pk, "", "")
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			_, r, err := s.resolve(ctx, h, rf.handle)
+			if err != nil {
+				return nil, err
+			}
+			if r.TokenHash != hash {
+				return nil, sessionkit.ErrNotFound
+			}
+			return r, nil
+		}
+	}
 	var res rueidis.RedisResult
 	if s.recent != nil && !s.recent.has(pk) {
 		res = s.c.DoCache(ctx, s.c.B().Get().Key(pk).Cache(), s.o.NearCacheTTL)
