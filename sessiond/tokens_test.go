@@ -184,3 +184,22 @@ func TestNewTokensRejectsShortDurations(t *testing.T) {
 		t.Fatalf("1s lifetime: %v", err)
 	}
 }
+
+func TestTokenOpenAPIPathsMatchRoutes(t *testing.T) {
+	var paths map[string]map[string]any
+	if err := json.Unmarshal([]byte(sessiond.TokenOpenAPIPaths), &paths); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"/v1/tokens": "post", "/v1/tokens/refresh": "post", "/v1/tokens/introspect": "post",
+		"/v1/tokens/revocations": "get", "/.well-known/jwks.json": "get",
+	}
+	if len(paths) != len(want) {
+		t.Fatalf("documented %d paths, want %d", len(paths), len(want))
+	}
+	for p, m := range want {
+		if _, ok := paths[p][m]; !ok {
+			t.Errorf("%s %s not documented", m, p)
+		}
+	}
+}
