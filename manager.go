@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 	"time"
 )
 
@@ -106,6 +108,9 @@ type CreateParams struct {
 // Create starts a session and returns its token, which exists nowhere else:
 // hand it to the client and forget it.
 func (m *Manager) Create(ctx context.Context, p CreateParams) (string, *Record, error) {
+	if err := checkSubject(p.Subject); err != nil {
+		return "", nil, err
+	}
 	if err := m.checkData(p.Data); err != nil {
 		return "", nil, err
 	}
@@ -179,12 +184,37 @@ func (m *Manager) emitEvicted(ctx context.Context, evicted []*Record) {
 // ErrDataTooLarge reports application data over Config.MaxDataBytes.
 var ErrDataTooLarge = errors.New("sessionkit: session data too large")
 
+// ErrInvalid reports a subject or data value that cannot be stored. Nothing
+// was changed.
+var ErrInvalid = errors.New("sessionkit: invalid input")
+
+// MaxSubjectLen bounds a subject, which is stored with every session and
+// used as an index key.
+const MaxSubjectLen = 256
+
+// checkSubject accepts printable UTF-8 subjects up to MaxSubjectLen bytes,
+// so that a subject can neither break a store's index keys nor a log line.
+func checkSubject(s string) error {
+	if len(s) > MaxSubjectLen {
+		return fmt.Errorf("%w: subject longer than %d bytes", ErrInvalid, MaxSubjectLen)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: subject is not valid UTF-8", ErrInvalid)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%w: subject contains a control character", ErrInvalid)
+		}
+	}
+	return nil
+}
+
 func (m *Manager) checkData(d map[string]json.RawMessage) error {
 	n := 0
 	for k, v := range d {
 		n += len(k) + len(v)
 		if !json.Valid(v) {
-			return fmt.Errorf("sessionkit: data key %q is not valid JSON", k)
+			return fmt.Errorf("%w: data key %q is not valid JSON", ErrInvalid, k)
 		}
 	}
 	if n > m.cfg.MaxDataBytes {
@@ -359,6 +389,9 @@ type RenewParams struct {
 // session becomes the user's and keeps its data) and on privilege change.
 // The absolute deadline never moves.
 func (m *Manager) Renew(ctx context.Context, token string, p RenewParams) (string, *Record, error) {
+	if err := checkSubject(p.Subject); err != nil {
+		return "", nil, err
+	}
 	rec, _, err := m.load(ctx, token, p.Client)
 	if err != nil {
 		return "", nil, err

@@ -357,3 +357,24 @@ func TestValidateWithoutClientKeepsLastClient(t *testing.T) {
 		t.Fatalf("last client = %+v, %v", rec.LastClient, err)
 	}
 }
+
+func TestInvalidSubjectChangesNothing(t *testing.T) {
+	e := newEnv(t, sessionkit.Config{})
+	anon, _, _ := e.mgr.Create(ctx, sessionkit.CreateParams{})
+	for name, subject := range map[string]string{
+		"nul":       "a\x00b",
+		"newline":   "alice\nadmin",
+		"too long":  strings.Repeat("x", sessionkit.MaxSubjectLen+1),
+		"bad utf-8": "\xff",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := e.mgr.Create(ctx, sessionkit.CreateParams{Subject: subject})
+			mustErr(t, err, sessionkit.ErrInvalid)
+			_, _, err = e.mgr.Renew(ctx, anon, sessionkit.RenewParams{Subject: subject})
+			mustErr(t, err, sessionkit.ErrInvalid)
+			if _, err := e.mgr.Validate(ctx, anon, sessionkit.Client{}); err != nil {
+				t.Fatal("a rejected renewal changed the session:", err)
+			}
+		})
+	}
+}

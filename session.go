@@ -257,7 +257,10 @@ func (s *Session) SetPersistent(persistent bool) error {
 // another subject starts empty.
 func (s *Session) Login(ctx context.Context, subject string, authLevel int) error {
 	if subject == "" {
-		return fmt.Errorf("%w: empty subject", ErrConfig)
+		return fmt.Errorf("%w: empty subject", ErrInvalid)
+	}
+	if err := checkSubject(subject); err != nil {
+		return err
 	}
 	return s.renew(ctx, RenewParams{Subject: subject, AuthLevel: authLevel})
 }

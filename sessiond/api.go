@@ -120,6 +120,8 @@ func classify(err error, notFoundStatus int) (status int, code, msg string) {
 		return http.StatusRequestEntityTooLarge, CodeDataTooLarge, "the session data exceeds the configured limit"
 	case errors.Is(err, sessionkit.ErrLimit):
 		return http.StatusConflict, CodeSessionLimit, "the subject has the maximum number of sessions"
+	case errors.Is(err, sessionkit.ErrInvalid):
+		return http.StatusBadRequest, CodeInvalidRequest, err.Error()
 	case errors.Is(err, sessionkit.ErrStoreFull):
 		return http.StatusServiceUnavailable, CodeStoreFull, "the session store is full"
 	default:
