@@ -66,25 +66,33 @@ func (m *Manager) LoadAndSave(next http.Handler) http.Handler {
 // requestToken finds the session token. dup reports several session
 // cookies, which may be cookie tossing from a sibling domain.
 func (m *Manager) requestToken(r *http.Request) (token string, found, dup bool) {
-	name := m.cfg.Cookie.Name
-	for _, line := range r.Header["Cookie"] {
-		for part := range strings.SplitSeq(line, ";") {
-			part = strings.TrimSpace(part)
-			if len(part) > len(name) && part[len(name)] == '=' && part[:len(name)] == name {
-				if found {
-					return "", false, true
-				}
-				token, found = strings.Trim(part[len(name)+1:], `"`), true
-			}
-		}
-	}
-	if found || !m.cfg.AllowBearer {
-		return token, found, false
+	token, found, dup = CookieToken(r, m.cfg.Cookie.Name)
+	if found || dup || !m.cfg.AllowBearer {
+		return token, found, dup
 	}
 	if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
 		return strings.TrimSpace(auth[7:]), true, false
 	}
 	return "", false, false
+}
+
+// CookieToken returns the value of the cookie called name in r. dup reports
+// that the request carries it more than once, which must count as no
+// session: a sibling domain may have planted the second one.
+func CookieToken(r *http.Request, name string) (token string, found, dup bool) {
+	for _, line := range r.Header["Cookie"] {
+		for part := range strings.SplitSeq(line, ";") {
+			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+			if !ok || k != name {
+				continue
+			}
+			if found {
+				return "", false, true
+			}
+			token, found = strings.Trim(v, `"`), true
+		}
+	}
+	return token, found, false
 }
 
 // sessionWriter saves the session just before the response starts, so the

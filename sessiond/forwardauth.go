@@ -27,7 +27,7 @@ const maxUserAgent = 512
 // with Config.Bearer, a valid access token), 401 otherwise.
 func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	c := ForwardedClient(r)
-	token, found, dup := SessionCookie(r, s.cfg.CookieName)
+	token, found, dup := sessionkit.CookieToken(r, s.cfg.CookieName)
 	var id Identity
 	switch {
 	case dup:
@@ -65,24 +65,6 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	h.Set(HeaderHandle, id.Handle)
 	h.Set(HeaderAuthLevel, strconv.Itoa(id.AuthLevel))
 	WriteJSON(w, http.StatusOK, map[string]any{"subject": id.Subject, "handle": id.Handle, "auth_level": id.AuthLevel})
-}
-
-// SessionCookie finds the cookie called name in r. dup reports that the
-// request carries it more than once, which must count as no session.
-func SessionCookie(r *http.Request, name string) (token string, found, dup bool) {
-	for _, line := range r.Header["Cookie"] {
-		for part := range strings.SplitSeq(line, ";") {
-			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-			if !ok || k != name {
-				continue
-			}
-			if found {
-				return "", false, true
-			}
-			token, found = strings.Trim(v, `"`), true
-		}
-	}
-	return token, found, false
 }
 
 // ForwardedClient returns the client of a request forwarded by a reverse

@@ -153,23 +153,3 @@ func TestForwardedClient(t *testing.T) {
 		}
 	}
 }
-
-func FuzzSessionCookie(f *testing.F) {
-	f.Add("__Host-session=abc; x=y")
-	f.Add("__Host-session=a; __Host-session=b")
-	f.Add(`__Host-session="q"`)
-	f.Fuzz(func(t *testing.T, header string) {
-		r, _ := http.NewRequest("GET", "/", nil)
-		r.Header["Cookie"] = []string{header}
-		tok, found, dup := SessionCookie(r, "__Host-session")
-		if dup && (found || tok != "") {
-			t.Fatalf("duplicate reported with a token: %q %v", tok, found)
-		}
-		if !found && tok != "" {
-			t.Fatalf("token %q without found", tok)
-		}
-		if n := strings.Count(header, "__Host-session="); found && n == 0 {
-			t.Fatalf("found a cookie absent from %q", header)
-		}
-	})
-}
