@@ -90,6 +90,7 @@ func TestEventsCounted(t *testing.T) {
 sessionkit_sessions_created_total 2
 # HELP sessionkit_rejections_total Requests whose token was rejected, by reason.
 # TYPE sessionkit_rejections_total counter
+sessionkit_rejections_total{reason="anomaly"} 0
 sessionkit_rejections_total{reason="binding"} 0
 sessionkit_rejections_total{reason="duplicate_cookie"} 0
 sessionkit_rejections_total{reason="expired"} 0
@@ -350,4 +351,53 @@ func BenchmarkValidate(b *testing.B) {
 	}
 	b.Run("plain", func(b *testing.B) { run(b, false) })
 	b.Run("monitored", func(b *testing.B) { run(b, true) })
+}
+
+// BenchmarkValidateOverhead runs the plain and the monitored setup of
+// BenchmarkValidate alternately in blocks, so both see the same machine
+// load, and reports their ratio (monitored/plain) as "ratio".
+func BenchmarkValidateOverhead(b *testing.B) {
+	ctx := context.Background()
+	c := sessionkit.Client{IP: "192.0.2.1", UserAgent: "bench"}
+	setup := func(instrumented bool) (*sessionkit.Manager, string) {
+		var st sessionkit.Store = memstore.New(memstore.Options{})
+		var sink sessionkit.EventSink = sessionkit.EventSinkFunc(func(context.Context, sessionkit.Event) {})
+		if instrumented {
+			col := metrics.New(metrics.Options{})
+			prometheus.NewRegistry().MustRegister(col)
+			st = col.InstrumentStore(st)
+			sink = sessionkit.MultiSink{col.Sink(), sessionkit.SlogSink{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
+		}
+		m, err := sessionkit.New(st, sessionkit.Config{Events: sink})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tok, _, err := m.Create(ctx, sessionkit.CreateParams{Subject: "alice", Client: c})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return m, tok
+	}
+	plainM, plainTok := setup(false)
+	monM, monTok := setup(true)
+	const block = 1000
+	var plain, mon time.Duration
+	run := func(m *sessionkit.Manager, tok string) time.Duration {
+		start := time.Now()
+		for range block {
+			if _, err := m.Validate(ctx, tok, c); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return time.Since(start)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i += block {
+		plain += run(plainM, plainTok)
+		mon += run(monM, monTok)
+	}
+	n := float64((b.N + block - 1) / block * block)
+	b.ReportMetric(float64(plain.Nanoseconds())/n, "plain-ns/op")
+	b.ReportMetric(float64(mon.Nanoseconds())/n, "monitored-ns/op")
+	b.ReportMetric(float64(mon)/float64(plain), "ratio")
 }

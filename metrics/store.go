@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,13 +38,33 @@ var opNames = [numOps]string{
 // opMetrics are the metrics of one operation, curried once so timing an
 // operation does no label lookup.
 type opMetrics struct {
-	dur  prometheus.Observer
-	errs prometheus.Counter
+	dur   prometheus.Observer
+	errs  prometheus.Counter
+	count prometheus.Counter
+	// sampled ops are timed one time in Options.TimingSample: reading the
+	// clock twice costs more than the rest of the instrumentation.
+	sampled bool
+}
+
+// hotOps run on every validation; the others are timed every time.
+var hotOps = map[op]bool{opGet: true, opGetByHandle: true, opTouch: true}
+
+// begin counts an operation and returns its start time, or the zero time
+// when it is not timed.
+func (c *Collector) begin(o op) time.Time {
+	m := &c.ops[o]
+	m.count.Inc()
+	if m.sampled && rand.Uint32()%c.sample != 0 {
+		return time.Time{}
+	}
+	return time.Now()
 }
 
 func (c *Collector) done(o op, start time.Time, err error) {
 	m := &c.ops[o]
-	m.dur.Observe(time.Since(start).Seconds())
+	if !start.IsZero() {
+		m.dur.Observe(time.Since(start).Seconds())
+	}
 	if err != nil && errors.Is(err, sessionkit.ErrStore) {
 		m.errs.Inc()
 	}
@@ -83,7 +104,7 @@ type Store struct {
 func (s *Store) Unwrap() sessionkit.Store { return s.s }
 
 func (s *Store) Create(ctx context.Context, rec *sessionkit.Record, lim sessionkit.Limit) ([]*sessionkit.Record, error) {
-	start := time.Now()
+	start := s.c.begin(opCreate)
 	ev, err := s.s.Create(ctx, rec, lim)
 	s.c.done(opCreate, start, err)
 	if err == nil {
@@ -97,21 +118,21 @@ func (s *Store) Create(ctx context.Context, rec *sessionkit.Record, lim sessionk
 }
 
 func (s *Store) Get(ctx context.Context, hash sessionkit.TokenHash) (*sessionkit.Record, error) {
-	start := time.Now()
+	start := s.c.begin(opGet)
 	r, err := s.s.Get(ctx, hash)
 	s.c.done(opGet, start, err)
 	return r, err
 }
 
 func (s *Store) GetByHandle(ctx context.Context, handle string) (*sessionkit.Record, error) {
-	start := time.Now()
+	start := s.c.begin(opGetByHandle)
 	r, err := s.s.GetByHandle(ctx, handle)
 	s.c.done(opGetByHandle, start, err)
 	return r, err
 }
 
 func (s *Store) Update(ctx context.Context, rec *sessionkit.Record, lim sessionkit.Limit) ([]*sessionkit.Record, error) {
-	start := time.Now()
+	start := s.c.begin(opUpdate)
 	ev, err := s.s.Update(ctx, rec, lim)
 	s.c.done(opUpdate, start, err)
 	if err == nil {
@@ -125,7 +146,7 @@ func (s *Store) Update(ctx context.Context, rec *sessionkit.Record, lim sessionk
 }
 
 func (s *Store) Touch(ctx context.Context, handle string, a sessionkit.Activity) error {
-	start := time.Now()
+	start := s.c.begin(opTouch)
 	err := s.s.Touch(ctx, handle, a)
 	s.c.done(opTouch, start, err)
 	if err == nil {
@@ -137,7 +158,7 @@ func (s *Store) Touch(ctx context.Context, handle string, a sessionkit.Activity)
 }
 
 func (s *Store) Revoke(ctx context.Context, handle string, rv sessionkit.Revocation) (*sessionkit.Record, error) {
-	start := time.Now()
+	start := s.c.begin(opRevoke)
 	r, err := s.s.Revoke(ctx, handle, rv)
 	s.c.done(opRevoke, start, err)
 	if err == nil {
@@ -147,7 +168,7 @@ func (s *Store) Revoke(ctx context.Context, handle string, rv sessionkit.Revocat
 }
 
 func (s *Store) RevokeSubject(ctx context.Context, subject, except string, rv sessionkit.Revocation) ([]*sessionkit.Record, error) {
-	start := time.Now()
+	start := s.c.begin(opRevokeSubject)
 	rs, err := s.s.RevokeSubject(ctx, subject, except, rv)
 	s.c.done(opRevokeSubject, start, err)
 	now := s.c.opts.Now()
@@ -158,7 +179,7 @@ func (s *Store) RevokeSubject(ctx context.Context, subject, except string, rv se
 }
 
 func (s *Store) Delete(ctx context.Context, handle string) error {
-	start := time.Now()
+	start := s.c.begin(opDelete)
 	err := s.s.Delete(ctx, handle)
 	s.c.done(opDelete, start, err)
 	if err == nil {
@@ -168,21 +189,21 @@ func (s *Store) Delete(ctx context.Context, handle string) error {
 }
 
 func (s *Store) ListSubject(ctx context.Context, subject string) ([]*sessionkit.Record, error) {
-	start := time.Now()
+	start := s.c.begin(opListSubject)
 	rs, err := s.s.ListSubject(ctx, subject)
 	s.c.done(opListSubject, start, err)
 	return rs, err
 }
 
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time, max int) (int, error) {
-	start := time.Now()
+	start := s.c.begin(opDeleteExpired)
 	n, err := s.s.DeleteExpired(ctx, now, max)
 	s.c.done(opDeleteExpired, start, err)
 	return n, err
 }
 
 func (s *Store) Ping(ctx context.Context) error {
-	start := time.Now()
+	start := s.c.begin(opPing)
 	err := s.s.Ping(ctx)
 	s.c.done(opPing, start, err)
 	return err
@@ -196,14 +217,14 @@ type kvStore struct {
 }
 
 func (s *kvStore) GetValue(ctx context.Context, key string) ([]byte, uint64, error) {
-	start := time.Now()
+	start := s.c.begin(opGetValue)
 	v, ver, err := s.kv.GetValue(ctx, key)
 	s.c.done(opGetValue, start, err)
 	return v, ver, err
 }
 
 func (s *kvStore) PutValue(ctx context.Context, key string, value []byte, expect uint64) (uint64, error) {
-	start := time.Now()
+	start := s.c.begin(opPutValue)
 	ver, err := s.kv.PutValue(ctx, key, value, expect)
 	s.c.done(opPutValue, start, err)
 	return ver, err
