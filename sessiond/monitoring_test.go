@@ -292,3 +292,16 @@ func newTestFlagSet(st *Settings) *flag.FlagSet {
 	st.register(fs)
 	return fs
 }
+
+func FuzzParseEventQuery(f *testing.F) {
+	f.Add("subject=alice&limit=10&since=2030-01-01T00:00:00Z")
+	f.Add("limit=-1&handle=%00")
+	f.Fuzz(func(t *testing.T, raw string) {
+		r := httptest.NewRequest("GET", "/v1/events", nil)
+		r.URL.RawQuery = raw
+		q, err := parseEventQuery(r)
+		if err == nil && (q.Limit < 0 || q.Limit > eventlog.MaxQueryLimit || len(q.Subject) > 512) {
+			t.Fatalf("accepted %+v", q)
+		}
+	})
+}
