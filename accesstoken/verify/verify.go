@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -9,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -138,6 +141,7 @@ func New(cfg Config) (*Verifier, error) {
 // header is the protected header after the strict checks.
 type header struct {
 	alg, kid string
+	algIndex int // of alg in Config.Algorithms
 }
 
 // forbiddenHeaders carry or point to keys, or ask for extensions we do not
@@ -145,35 +149,105 @@ type header struct {
 // own key.
 var forbiddenHeaders = []string{"jwk", "jku", "x5u", "x5c", "crit", "b64", "zip", "enc"}
 
-func (v *Verifier) checkHeader(raw []byte) (header, error) {
+// headerFields are the raw values of the header members Verify reads, nil
+// when absent, and the first forbidden header present.
+type headerFields struct {
+	alg, typ, kid []byte
+	forbidden     string
+}
+
+// checkHeader scans the header with sc and checks it. When every key is
+// plain ASCII, the scanned members are looked up directly; otherwise the
+// header is decoded as a map, so an escaped name such as "\u006awk" is
+// still seen as the name it spells.
+func (v *Verifier) checkHeader(sc *keyScanner, raw []byte) (header, error) {
 	var h header
-	if err := checkObjectKeys(raw); err != nil {
+	if err := sc.Scan(raw); err != nil {
 		return h, err
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return h, fmt.Errorf("%w: header: invalid JSON", ErrMalformed)
-	}
-	for _, name := range forbiddenHeaders {
-		if _, ok := m[name]; ok {
-			return h, fmt.Errorf("%w: %q", ErrHeader, name)
+	var f headerFields
+	if sc.allPlain() {
+		forbidden := len(forbiddenHeaders)
+		for _, m := range sc.members {
+			switch k := sc.bytes(m.key); string(k) {
+			case "alg":
+				f.alg = sc.bytes(m.val)
+			case "typ":
+				f.typ = sc.bytes(m.val)
+			case "kid":
+				f.kid = sc.bytes(m.val)
+			default:
+				if i := slices.Index(forbiddenHeaders, string(k)); i >= 0 && i < forbidden {
+					forbidden = i
+				}
+			}
+		}
+		if forbidden < len(forbiddenHeaders) {
+			f.forbidden = forbiddenHeaders[forbidden]
+		}
+	} else {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return h, fmt.Errorf("%w: header: invalid JSON", ErrMalformed)
+		}
+		f.alg, f.typ, f.kid = m["alg"], m["typ"], m["kid"]
+		for _, name := range forbiddenHeaders {
+			if _, ok := m[name]; ok {
+				f.forbidden = name
+				break
+			}
 		}
 	}
-	var alg, typ, kid string
-	if json.Unmarshal(m["alg"], &alg) != nil {
+	if f.forbidden != "" {
+		return h, fmt.Errorf("%w: %q", ErrHeader, f.forbidden)
+	}
+	alg, ok := jsonString(f.alg)
+	if !ok {
 		return h, fmt.Errorf("%w: alg missing or not a string", ErrAlgorithm)
 	}
-	if strings.EqualFold(alg, "none") || !slices.Contains(v.cfg.Algorithms, alg) {
+	ai := slices.Index(v.cfg.Algorithms, alg)
+	if strings.EqualFold(alg, "none") || ai < 0 {
 		return h, fmt.Errorf("%w: %q", ErrAlgorithm, alg)
 	}
-	if json.Unmarshal(m["typ"], &typ) != nil || !isAccessTokenType(typ) {
+	if typ, ok := jsonString(f.typ); !ok || !isAccessTokenType(typ) {
 		return h, fmt.Errorf("%w: %q", ErrType, typ)
 	}
-	if json.Unmarshal(m["kid"], &kid) != nil || kid == "" {
+	kid, ok := jsonString(f.kid)
+	if !ok || kid == "" {
 		return h, fmt.Errorf("%w: kid missing or not a string", ErrUnknownKey)
 	}
-	h.alg, h.kid = alg, kid
+	h.alg, h.algIndex, h.kid = v.cfg.Algorithms[ai], ai, kid
 	return h, nil
+}
+
+// plainString returns the value of a JSON string of printable ASCII without
+// escapes, the common case, which needs no decoder.
+func plainString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	body := raw[1 : len(raw)-1]
+	for _, c := range body {
+		if c < 0x20 || c >= utf8.RuneSelf || c == '\\' || c == '"' {
+			return "", false
+		}
+	}
+	return string(body), true
+}
+
+// jsonString decodes a scanned JSON value into a string as json.Unmarshal
+// would: null leaves it empty, anything but a string fails, and so does a
+// missing (nil) value.
+func jsonString(raw []byte) (string, bool) {
+	if s, ok := plainString(raw); ok {
+		return s, true
+	}
+	if raw == nil {
+		return "", false
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err == nil
 }
 
 // isAccessTokenType accepts the media type of RFC 9068 in both spellings,
@@ -189,15 +263,17 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > v.cfg.MaxTokenBytes {
 		return nil, ErrTooLarge
 	}
-	p, err := split(token)
+	s := getScratch()
+	defer putScratch(s)
+	p, err := s.split(token)
 	if err != nil {
 		return nil, err
 	}
-	h, err := v.checkHeader(p.header)
+	h, err := v.checkHeader(&s.hdr, p.header)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkObjectKeys(p.payload); err != nil {
+	if err := s.payload.Scan(p.payload); err != nil {
 		return nil, err
 	}
 	key, err := v.cfg.Keys.Key(ctx, h.kid)
@@ -212,15 +288,20 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if !sigLenOK(h.alg, key.Key, len(p.sig)) {
 		return nil, fmt.Errorf("%w: signature length", ErrSignature)
 	}
-	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(h.alg)})
+	jws, err := jose.ParseSignedCompact(token, v.algs[h.algIndex:h.algIndex+1:h.algIndex+1])
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	payload, err := jws.Verify(key.Key)
-	if err != nil {
+	if _, err := jws.Verify(key.Key); err != nil {
 		return nil, ErrSignature
 	}
-	c, err := parseClaims(payload)
+	// The payload go-jose verified is the one decoded and scanned above:
+	// both decode the same canonical base64url text.
+	f, err := payloadFields(&s.payload, p.payload)
+	if err != nil {
+		return nil, err
+	}
+	c, err := f.claims()
 	if err != nil {
 		return nil, err
 	}
@@ -254,32 +335,101 @@ func sigLenOK(alg string, key any, n int) bool {
 	return false
 }
 
-func parseClaims(payload []byte) (*Claims, error) {
+// claimFields are the raw values of the registered claims, nil when
+// absent, and every other claim.
+type claimFields struct {
+	iss, sub, jti, sid, exp, iat, nbf, aud, authLevel []byte
+	extra                                             map[string]json.RawMessage
+}
+
+// payloadFields collects the claims of a payload sc has scanned. Plain
+// ASCII keys are taken from the scan; a payload with any other key is
+// decoded as a map, so escaped names resolve as every JSON parser resolves
+// them. Nothing returned points into payload.
+func payloadFields(sc *keyScanner, payload []byte) (claimFields, error) {
+	if !sc.allPlain() {
+		return payloadFieldsMap(payload)
+	}
+	var f claimFields
+	for _, m := range sc.members {
+		val := sc.bytes(m.val)
+		switch k := sc.bytes(m.key); string(k) {
+		case "iss":
+			f.iss = val
+		case "sub":
+			f.sub = val
+		case "jti":
+			f.jti = val
+		case "sid":
+			f.sid = val
+		case "exp":
+			f.exp = val
+		case "iat":
+			f.iat = val
+		case "nbf":
+			f.nbf = val
+		case "aud":
+			f.aud = val
+		case "auth_level":
+			f.authLevel = val
+		default:
+			if f.extra == nil {
+				f.extra = make(map[string]json.RawMessage)
+			}
+			f.extra[string(k)] = bytes.Clone(val)
+		}
+	}
+	return f, nil
+}
+
+// payloadFieldsMap collects the claims of a payload by decoding it as a
+// map, which resolves escaped and non-ASCII keys.
+func payloadFieldsMap(payload []byte) (claimFields, error) {
+	var f claimFields
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(payload, &m); err != nil {
-		return nil, fmt.Errorf("%w: payload", ErrMalformed)
+		return f, fmt.Errorf("%w: payload", ErrMalformed)
 	}
+	for _, r := range []struct {
+		name string
+		dst  *[]byte
+	}{
+		{"iss", &f.iss}, {"sub", &f.sub}, {"jti", &f.jti}, {"sid", &f.sid}, {"exp", &f.exp},
+		{"iat", &f.iat}, {"nbf", &f.nbf}, {"aud", &f.aud}, {"auth_level", &f.authLevel},
+	} {
+		if raw, ok := m[r.name]; ok {
+			*r.dst = raw
+			delete(m, r.name)
+		}
+	}
+	if len(m) > 0 {
+		f.extra = m
+	}
+	return f, nil
+}
+
+// claims checks the claim types and returns the claims. Values are only
+// read, never kept: strings and dates are copied out.
+func (f *claimFields) claims() (*Claims, error) {
 	c := &Claims{}
-	str := func(name string, dst *string, required bool) error {
-		raw, ok := m[name]
-		if !ok {
+	str := func(name string, raw []byte, dst *string, required bool) error {
+		if raw == nil {
 			if required {
 				return fmt.Errorf("%w: %s missing", ErrClaims, name)
 			}
 			return nil
 		}
-		delete(m, name)
-		if json.Unmarshal(raw, dst) != nil {
+		s, ok := jsonString(raw)
+		if !ok {
 			return fmt.Errorf("%w: %s is not a string", ErrClaims, name)
 		}
+		*dst = s
 		return nil
 	}
-	date := func(name string, dst *time.Time, missing error) error {
-		raw, ok := m[name]
-		if !ok {
+	date := func(name string, raw []byte, dst *time.Time, missing error) error {
+		if raw == nil {
 			return missing
 		}
-		delete(m, name)
 		var d jwt.NumericDate
 		if raw[0] == '"' || d.UnmarshalJSON(raw) != nil {
 			return fmt.Errorf("%w: %s is not a NumericDate", ErrClaims, name)
@@ -287,39 +437,76 @@ func parseClaims(payload []byte) (*Claims, error) {
 		*dst = d.Time()
 		return nil
 	}
-	for _, err := range []error{
-		str("iss", &c.Issuer, true),
-		str("sub", &c.Subject, true),
-		str("jti", &c.ID, true),
-		str("sid", &c.SessionID, true),
-		date("exp", &c.Expiry, fmt.Errorf("%w: exp missing", ErrExpired)),
-		date("iat", &c.IssuedAt, fmt.Errorf("%w: iat missing", ErrClaims)),
-		date("nbf", &c.NotBefore, nil),
-	} {
-		if err != nil {
-			return nil, err
-		}
+	if err := str("iss", f.iss, &c.Issuer, true); err != nil {
+		return nil, err
 	}
-	raw, ok := m["aud"]
-	if !ok {
+	if err := str("sub", f.sub, &c.Subject, true); err != nil {
+		return nil, err
+	}
+	if err := str("jti", f.jti, &c.ID, true); err != nil {
+		return nil, err
+	}
+	if err := str("sid", f.sid, &c.SessionID, true); err != nil {
+		return nil, err
+	}
+	if err := date("exp", f.exp, &c.Expiry, errExpMissing); err != nil {
+		return nil, err
+	}
+	if err := date("iat", f.iat, &c.IssuedAt, errIatMissing); err != nil {
+		return nil, err
+	}
+	if err := date("nbf", f.nbf, &c.NotBefore, nil); err != nil {
+		return nil, err
+	}
+	if f.aud == nil {
 		return nil, fmt.Errorf("%w: aud missing", ErrAudience)
 	}
-	delete(m, "aud")
-	var aud jwt.Audience
-	if err := aud.UnmarshalJSON(raw); err != nil {
-		return nil, fmt.Errorf("%w: aud is not a string or array of strings", ErrAudience)
+	if s, ok := plainString(f.aud); ok {
+		c.Audience = []string{s}
+	} else {
+		var aud jwt.Audience
+		if err := aud.UnmarshalJSON(f.aud); err != nil {
+			return nil, fmt.Errorf("%w: aud is not a string or array of strings", ErrAudience)
+		}
+		c.Audience = aud
 	}
-	c.Audience = aud
-	if raw, ok := m["auth_level"]; ok {
-		delete(m, "auth_level")
-		if json.Unmarshal(raw, &c.AuthLevel) != nil {
+	if f.authLevel != nil {
+		n, ok := jsonInt(f.authLevel)
+		if !ok {
 			return nil, fmt.Errorf("%w: auth_level is not an integer", ErrClaims)
 		}
+		c.AuthLevel = n
 	}
-	if len(m) > 0 {
-		c.Extra = m
-	}
+	c.Extra = f.extra
 	return c, nil
+}
+
+var (
+	errExpMissing = fmt.Errorf("%w: exp missing", ErrExpired)
+	errIatMissing = fmt.Errorf("%w: iat missing", ErrClaims)
+)
+
+// jsonInt decodes a scanned JSON value into an int as json.Unmarshal
+// would: null leaves it zero; a fraction, an exponent or an overflow fails.
+func jsonInt(raw []byte) (int, bool) {
+	digits := raw
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	plain := len(digits) > 0
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		n, err := strconv.ParseInt(string(raw), 10, strconv.IntSize)
+		return int(n), err == nil
+	}
+	var n int
+	err := json.Unmarshal(raw, &n)
+	return n, err == nil
 }
 
 func (v *Verifier) checkClaims(c *Claims) error {
