@@ -83,7 +83,7 @@ func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, ni
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{t: t, userAgent: "admin-test-browser/1.0"}
-	e.history = eventlog.NewMemory(eventlog.Options{})
+	e.history = eventlog.NewMemory(eventlog.Options{MaxEvents: 10_000})
 	e.recorder = eventlog.NewRecorder(e.history, eventlog.RecorderOptions{})
 	e.stream = eventlog.NewStream(eventlog.StreamOptions{Heartbeat: time.Second})
 	collector := metrics.New(metrics.Options{})
