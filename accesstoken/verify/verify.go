@@ -209,7 +209,12 @@ func (v *Verifier) checkHeader(sc *keyScanner, raw []byte) (header, error) {
 	if strings.EqualFold(alg, "none") || ai < 0 {
 		return h, fmt.Errorf("%w: %q", ErrAlgorithm, alg)
 	}
-	if typ, ok := jsonString(f.typ); !ok || !isAccessTokenType(typ) {
+	if body, ok := plainBody(f.typ); ok {
+		// The common case, checked without copying the value.
+		if !isAccessTokenType(string(body)) {
+			return h, fmt.Errorf("%w: %q", ErrType, body)
+		}
+	} else if typ, ok := jsonString(f.typ); !ok || !isAccessTokenType(typ) {
 		return h, fmt.Errorf("%w: %q", ErrType, typ)
 	}
 	kid, ok := jsonString(f.kid)
@@ -220,19 +225,25 @@ func (v *Verifier) checkHeader(sc *keyScanner, raw []byte) (header, error) {
 	return h, nil
 }
 
-// plainString returns the value of a JSON string of printable ASCII without
-// escapes, the common case, which needs no decoder.
-func plainString(raw []byte) (string, bool) {
+// plainBody returns the body of a JSON string of printable ASCII without
+// escapes, the common case, whose value is its text.
+func plainBody(raw []byte) ([]byte, bool) {
 	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
-		return "", false
+		return nil, false
 	}
 	body := raw[1 : len(raw)-1]
 	for _, c := range body {
 		if c < 0x20 || c >= utf8.RuneSelf || c == '\\' || c == '"' {
-			return "", false
+			return nil, false
 		}
 	}
-	return string(body), true
+	return body, true
+}
+
+// plainString is plainBody as a string.
+func plainString(raw []byte) (string, bool) {
+	body, ok := plainBody(raw)
+	return string(body), ok
 }
 
 // jsonString decodes a scanned JSON value into a string as json.Unmarshal
