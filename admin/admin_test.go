@@ -25,7 +25,7 @@ func TestNewValidatesOptions(t *testing.T) {
 	}{
 		{"no store", admin.Options{CheckAPIKey: check}},
 		{"no key check", admin.Options{Store: memstore.New(memstore.Options{})}},
-		{"cookie with a path prefix", admin.Options{Store: memstore.New(memstore.Options{}), CheckAPIKey: check, CookieName: "bad name"}},
+		{"invalid cookie name", admin.Options{Store: memstore.New(memstore.Options{}), CheckAPIKey: check, CookieName: "bad name"}},
 		{"idle longer than absolute", admin.Options{Store: memstore.New(memstore.Options{}), CheckAPIKey: check, IdleTimeout: time.Hour, AbsoluteTimeout: time.Minute}},
 	}
 	for _, tt := range tests {
