@@ -129,6 +129,7 @@ func (m *Manager) Create(ctx context.Context, p CreateParams) (string, *Record, 
 	}
 	if p.Subject != "" {
 		rec.AuthenticatedAt = now
+		rec.AuthLevel = max(rec.AuthLevel, 1)
 	}
 	rec.Activity = m.activity(rec, now, p.Client)
 	evicted, err := m.store.Create(ctx, rec, m.limit(now))
@@ -429,6 +430,10 @@ func (m *Manager) renew(ctx context.Context, rec *Record, p RenewParams, change 
 				next.AuthenticatedAt = now
 			}
 			next.AuthLevel = p.AuthLevel
+		}
+		if next.Subject != "" {
+			// A session that belongs to someone is authenticated: level 1 at least.
+			next.AuthLevel = max(next.AuthLevel, 1)
 		}
 		client := p.Client
 		if client == (Client{}) {

@@ -49,6 +49,9 @@ type Record struct {
 	Handle    string
 	TokenHash TokenHash
 	Subject   string // empty for an anonymous session
+	// AuthLevel marks how strongly the subject authenticated: 0 while
+	// anonymous, at least 1 once the session has a subject; apps raise it
+	// (with a renewal) on privilege escalation.
 	AuthLevel int
 
 	CreatedAt       time.Time

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/sessionkit/sessionkit"
@@ -137,7 +138,7 @@ func classify(err error, notFoundStatus int) (status int, code, msg string) {
 func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" {
+		if err != nil || !jsonLike(mt) {
 			return &RequestError{http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "the body must be application/json"}
 		}
 	}
@@ -159,6 +160,18 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 		return &RequestError{http.StatusBadRequest, CodeInvalidJSON, "the body has data after the JSON value"}
 	}
 	return nil
+}
+
+// jsonLike accepts JSON media types and the types that command-line
+// clients send by default (curl -d labels its body form-urlencoded); the
+// body must parse as JSON whatever its label. Callers authenticate with a
+// header, not a cookie, so a cross-site form cannot use this leniency.
+func jsonLike(mt string) bool {
+	switch mt {
+	case "application/json", "application/x-www-form-urlencoded", "text/plain":
+		return true
+	}
+	return strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
 }
 
 func decodeError(err error) error {

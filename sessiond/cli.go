@@ -21,6 +21,18 @@ type CLI struct {
 	Getenv func(string) string
 	Stdout io.Writer
 	Stderr io.Writer
+	// Extensions build further extensions once serve has its parts, for
+	// packages that import this one (cmd/sessiond adds the admin console).
+	Extensions []func(ServeParts) (Extension, error)
+}
+
+// ServeParts are the running service's parts that an extension built by
+// CLI.Extensions may use.
+type ServeParts struct {
+	Manager    *sessionkit.Manager
+	Keys       *Keys
+	Monitoring *Monitoring
+	Logger     *slog.Logger
 }
 
 const usageText = `usage: sessiond [command] [flags]
@@ -144,10 +156,6 @@ func (c CLI) serve(ctx context.Context, st *Settings) error {
 		return err
 	}
 	defer mon.Close()
-	cfg, err := st.ManagerConfig(sessionkit.MultiSink{mon.Sink(), sessionkit.SlogSink{Logger: log}})
-	if err != nil {
-		return err
-	}
 	keys, generated, err := LoadKeys(st.DataDir, c.Getenv(EnvAPIKey), st.APIKeyFile)
 	if err != nil {
 		return err
@@ -164,11 +172,42 @@ func (c CLI) serve(ctx context.Context, st *Settings) error {
 			log.Error("closing the store", "err", err.Error())
 		}
 	}()
+	sinks := sessionkit.MultiSink{mon.Sink(), sessionkit.SlogSink{Logger: log}}
+	extensions := []Extension{mon}
+	var tokens *Tokens
+	if !st.Tokens.Off {
+		ts := st.Tokens
+		if ts.Issuer == "" {
+			ts.Issuer = "http://" + st.Addr
+		}
+		ts.DataDir = st.DataDir
+		if tokens, err = NewTokens(ctx, ts, store, c.Getenv); err != nil {
+			return fmt.Errorf("access tokens: %w", err)
+		}
+		sinks = append(sinks, tokens.Revocations)
+		extensions = append(extensions, tokens)
+		go tokens.Run(ctx, time.Minute, func(err error) { log.Error("token key ring", "err", err.Error()) })
+	}
+	cfg, err := st.ManagerConfig(sinks)
+	if err != nil {
+		return err
+	}
 	m, err := sessionkit.New(mon.InstrumentStore(store), cfg)
 	if err != nil {
 		return err
 	}
 	mon.Start(m)
+	for _, build := range c.Extensions {
+		ext, err := build(ServeParts{Manager: m, Keys: keys, Monitoring: mon, Logger: log})
+		if err != nil {
+			return err
+		}
+		extensions = append(extensions, ext)
+	}
+	var bearer BearerVerifier
+	if tokens != nil {
+		bearer = tokens
+	}
 	srv, err := New(Config{
 		Manager:         m,
 		Keys:            keys,
@@ -178,7 +217,8 @@ func (c CLI) serve(ctx context.Context, st *Settings) error {
 		ShutdownTimeout: st.Shutdown,
 		SweepInterval:   st.Sweep,
 		Logger:          log,
-		Extensions:      []Extension{mon},
+		Extensions:      extensions,
+		Bearer:          bearer,
 	})
 	if err != nil {
 		return err

@@ -45,6 +45,7 @@ type Settings struct {
 	LockTimeout time.Duration
 	Namespace   string
 	Monitoring  MonitoringSettings
+	Tokens      TokenSettings
 }
 
 // register defines the settings' flags on fs.
@@ -71,6 +72,7 @@ func (s *Settings) register(fs *flag.FlagSet) {
 	fs.DurationVar(&s.Sweep, "sweep-interval", DefaultSweepInterval, "how often ended sessions past retention are purged")
 	fs.DurationVar(&s.LockTimeout, "lock-timeout", time.Second, "how long to wait for the bolt file lock, which a running server holds")
 	s.Monitoring.register(fs)
+	s.Tokens.Register(fs)
 }
 
 // envName is the environment variable of flag name.

@@ -2,6 +2,7 @@ package sessiond
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -9,10 +10,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"mime"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -44,11 +47,16 @@ type TokenSettings struct {
 	Rotation   time.Duration
 	PrePublish time.Duration
 	KEKFile    string
+	Off        bool
+	// DataDir, when set, holds a generated key-encryption key if none is
+	// configured, so generated signing keys survive a restart.
+	DataDir string
 }
 
 // Register defines the settings' flags on fs.
 func (ts *TokenSettings) Register(fs *flag.FlagSet) {
-	fs.StringVar(&ts.Issuer, "token-issuer", "", "iss of access tokens, e.g. the service's URL; empty disables the token endpoints")
+	fs.BoolVar(&ts.Off, "no-tokens", false, "disable the access token endpoints (POST /v1/tokens, JWKS, Bearer forward auth)")
+	fs.StringVar(&ts.Issuer, "token-issuer", "", "iss of access tokens, e.g. the service's public URL (default http://<addr>)")
 	fs.StringVar(&ts.Audience, "token-audience", "", "aud of access tokens when a request names none (default: the issuer)")
 	fs.StringVar(&ts.Audiences, "token-audiences", "", "further audiences callers may ask for, comma-separated")
 	fs.DurationVar(&ts.Lifetime, "token-lifetime", accesstoken.DefaultLifetime, "access token lifetime (at least 1s)")
@@ -61,7 +69,7 @@ func (ts *TokenSettings) Register(fs *flag.FlagSet) {
 }
 
 // Enabled reports whether token endpoints are configured.
-func (ts *TokenSettings) Enabled() bool { return ts.Issuer != "" }
+func (ts *TokenSettings) Enabled() bool { return !ts.Off && ts.Issuer != "" }
 
 // Tokens serves client-side sessions: POST /v1/tokens, /v1/tokens/refresh,
 // /v1/tokens/introspect, GET /v1/tokens/revocations and the public
@@ -127,6 +135,11 @@ func NewTokens(ctx context.Context, ts TokenSettings, store sessionkit.Store, ge
 		if err != nil {
 			return nil, err
 		}
+		if kek == nil && ts.DataDir != "" {
+			if kek, err = dataDirKEK(ts.DataDir); err != nil {
+				return nil, err
+			}
+		}
 		if kek != nil {
 			rc.KV, rc.KEK = kv, kek
 		}
@@ -164,6 +177,41 @@ func loadKEK(file string, getenv func(string) string) ([]byte, error) {
 		}
 	}
 	return nil, errors.New("the token key-encryption key must be 32 bytes, hex or base64")
+}
+
+// KEKFileName is the generated key-encryption key in the data directory.
+const KEKFileName = "token-kek"
+
+// dataDirKEK reads the key-encryption key generated into dir, creating it
+// (mode 0600) on first use. It serves one instance; instances sharing a
+// store must share a configured key instead.
+func dataDirKEK(dir string) ([]byte, error) {
+	path := filepath.Join(dir, KEKFileName)
+	if _, err := os.Stat(path); err == nil {
+		return loadKEK(path, nil)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	kek := make([]byte, 32)
+	rand.Read(kek)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return loadKEK(path, nil)
+		}
+		return nil, err
+	}
+	_, err = f.WriteString(hex.EncodeToString(kek) + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return kek, nil
 }
 
 // Run keeps the key ring current (rotation, and keys other instances
