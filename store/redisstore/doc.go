@@ -31,6 +31,10 @@
 // leads to carries that very token hash, so renewal makes the old hash stop
 // resolving in the same atomic step that stores the new record, even though
 // the old pointer lives in another slot and is removed a moment later.
+// A pointer names the home the session had when its token was issued; if
+// the stubs from there do not reach a record with that hash (possible
+// after moves between subjects without a new token), Get follows the
+// locator instead and applies the same check.
 //
 // # Round trips
 //
@@ -69,7 +73,11 @@
 //
 // A reader that meets a pending copy checks the old home: if the stub
 // points back, the move committed and the reader finishes step 3 itself;
-// otherwise the old home still holds the session. A failed step 2 removes
+// otherwise the old home still holds the session. Two moves of one
+// session from the same version cannot both commit, so step 1 refuses
+// (ErrConflict) where a pending copy of that version or a later one waits,
+// or where the record already arrived; it replaces only an older pending
+// copy, whose move can no longer commit. A failed step 2 removes
 // the pending copy; one left by a crash expires after a few minutes. If a
 // revoke-all of the new subject hits a pending copy, the copy is deleted,
 // so the session can only end up gone, never live. One difference from a

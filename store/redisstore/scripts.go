@@ -1,6 +1,11 @@
 package redisstore
 
-import "github.com/redis/rueidis"
+import (
+	"crypto/sha1"
+	"encoding/hex"
+
+	"github.com/redis/rueidis"
+)
 
 // The scripts below are the only writers of session keys. Each one touches a
 // single home (one hash slot), so it runs atomically on Redis Cluster too.
@@ -79,11 +84,19 @@ local st = redis.call('HGET', KEYS[1], 's')
 -- A move may replace a forward stub of the same handle (left by an earlier
 -- move, or the locator itself) or an old pending copy; it keeps the stub so
 -- that a rollback can restore it.
+-- A pending copy of the same or a later version belongs to a concurrent
+-- move that may still commit: only one of the two can, so this one
+-- conflicts. An older one cannot commit any more (its source moved past
+-- its version) and is replaced. A live or revoked record here means the
+-- session already moved in: the mover read a stale home.
 local fb, fv
 if st == 'F' and ARGV[3] == 'P' then
   fb, fv = redis.call('HGET', KEYS[1], 'b'), redis.call('HGET', KEYS[1], 'v')
 elseif st == 'P' and ARGV[3] == 'P' then
+  if (tonumber(redis.call('HGET', KEYS[1], 'v')) or 0) >= tonumber(ARGV[4]) then return 'CONFLICT' end
   fb, fv = redis.call('HGET', KEYS[1], 'fb'), redis.call('HGET', KEYS[1], 'fv')
+elseif st and ARGV[3] == 'P' then
+  return 'CONFLICT'
 elseif st then
   return 'EXISTS'
 end
@@ -114,12 +127,19 @@ return 'OK'
 
 // update replaces a live record in place (same home) by compare-and-swap.
 // KEYS: rec, act. ARGV: 1 expected version, 2 new version, 3 bytes, 4 purge
-// µs, 5 activity, 6 sec, 7 nsec, 8 slack ms. Returns {code, activity kept}.
+// µs, 5 activity, 6 sec, 7 nsec, 8 slack ms, and optionally 9 the offset of
+// the token hash in the stored bytes and 10 the hash it must equal (else
+// SLOW: the caller did not locate the record and must). Returns {code,
+// activity kept}.
 var luaUpdate = rueidis.NewLuaScript(luaLib + `
 local st = redis.call('HGET', KEYS[1], 's')
 if st == 'X' then return {'REVOKED'} end
 if st ~= 'L' then return {'NOTFOUND'} end
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return {'CONFLICT'} end
+if ARGV[9] then
+  local off = tonumber(ARGV[9])
+  if string.sub(redis.call('HGET', KEYS[1], 'b') or '', off + 1, off + 32) ~= ARGV[10] then return {'SLOW'} end
+end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'b', ARGV[3], 'p', ARGV[4])
 local a = redis.call('GET', KEYS[2])
 if not (a and newer(a, ARGV[6], ARGV[7])) then
@@ -261,7 +281,17 @@ return 0
 // pipeline carry them, whatever their slots.
 // KEYS: key. ARGV: 1 op ("extend", "zadd"), 2 ms or µs ("0" = never),
 // 3 slack ms or member.
-var luaMaintain = rueidis.NewLuaScript(`
+var luaMaintain = rueidis.NewLuaScript(maintainSrc)
+
+// maintainSHA names luaMaintain for EVALSHA in a plain pipeline: the
+// script's own ExecMulti loads it on every node before each call, which
+// costs a round trip per write.
+var maintainSHA = func() string {
+	sum := sha1.Sum([]byte(maintainSrc))
+	return hex.EncodeToString(sum[:])
+}()
+
+const maintainSrc = `
 if ARGV[1] == 'zadd' then
   if ARGV[2] == '0' then return redis.call('ZREM', KEYS[1], ARGV[3]) end
   return redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
@@ -275,7 +305,7 @@ elseif t >= 0 and t < ms then
   redis.call('PEXPIREAT', KEYS[1], string.format('%d', ms + tonumber(ARGV[3])))
 end
 return 1
-`)
+`
 
 // purge deletes a record whose effective PurgeAt is at or before now.
 // KEYS: rec, act, index. ARGV: 1 now µs, 2 handle. Returns {code, value}.

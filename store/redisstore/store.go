@@ -3,6 +3,7 @@ package redisstore
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -188,6 +189,7 @@ func (s *Store) resolve(ctx context.Context, h home, handle string) (home, *sess
 			}
 			if src.state == "F" && src.bytes == h.tag && src.version == h.version {
 				// The move committed; finish it for the mover.
+				s.recent.mark(s.k.rec(h.tag, handle))
 				if err := luaFinalize.Exec(ctx, s.c, []string{s.k.rec(h.tag, handle), s.k.act(h.tag, handle)},
 					[]string{h.version, s.slackMS()}).Error(); err != nil {
 					return home{}, nil, storeErr("read", err)
@@ -214,21 +216,41 @@ func (s *Store) resolve(ctx context.Context, h home, handle string) (home, *sess
 
 // Get returns the record for a token hash.
 func (s *Store) Get(ctx context.Context, hash sessionkit.TokenHash) (*sessionkit.Record, error) {
+	r, handle, err := s.viaPointer(ctx, hash)
+	// The record is the authority: a pointer left behind by a renewal no
+	// longer matches it.
+	if err == nil && r.TokenHash == hash {
+		return r, nil
+	}
+	if handle == "" || (err != nil && !errors.Is(err, sessionkit.ErrNotFound)) {
+		return nil, cmp.Or(err, sessionkit.ErrNotFound)
+	}
+	// The pointer names the home the session had when the token was
+	// issued; after moves between subjects without a new token, the
+	// forward stubs from there may no longer lead to the record (a move
+	// undone after its pending copy was revoked leaves no stub behind).
+	// The locator always does.
+	if _, r, err = s.locate(ctx, anonTag(handle), handle); err != nil {
+		return nil, err
+	}
+	if r.TokenHash != hash {
+		return nil, sessionkit.ErrNotFound
+	}
+	return r, nil
+}
+
+// viaPointer follows hash's pointer to a record. handle is the pointer's
+// handle, "" if there is no pointer.
+func (s *Store) viaPointer(ctx context.Context, hash sessionkit.TokenHash) (*sessionkit.Record, string, error) {
 	pk := s.k.ptr(hash)
 	if s.oneTrip.Load() {
 		h, rf, ok, err := s.followRef(ctx, pk, "", "")
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if ok {
 			_, r, err := s.resolve(ctx, h, rf.handle)
-			if err != nil {
-				return nil, err
-			}
-			if r.TokenHash != hash {
-				return nil, sessionkit.ErrNotFound
-			}
-			return r, nil
+			return r, rf.handle, err
 		}
 	}
 	var res rueidis.RedisResult
@@ -239,25 +261,17 @@ func (s *Store) Get(ctx context.Context, hash sessionkit.TokenHash) (*sessionkit
 	}
 	v, err := res.ToString()
 	if rueidis.IsRedisNil(err) {
-		return nil, sessionkit.ErrNotFound
+		return nil, "", sessionkit.ErrNotFound
 	}
 	if err != nil {
-		return nil, storeErr("get", err)
+		return nil, "", storeErr("get", err)
 	}
 	ref, err := parseRef(v)
 	if err != nil {
-		return nil, storeErr("get", err)
+		return nil, "", storeErr("get", err)
 	}
 	_, r, err := s.locate(ctx, ref.tag, ref.handle)
-	if err != nil {
-		return nil, err
-	}
-	// The record is the authority: a pointer left behind by a renewal no
-	// longer matches it.
-	if r.TokenHash != hash {
-		return nil, sessionkit.ErrNotFound
-	}
-	return r, nil
+	return r, ref.handle, err
 }
 
 // GetByHandle returns the record for a handle.
@@ -274,6 +288,7 @@ func (s *Store) GetByHandle(ctx context.Context, handle string) (*sessionkit.Rec
 func (s *Store) claimPtr(ctx context.Context, hash sessionkit.TokenHash, ref ref, purge time.Time) error {
 	pk := s.k.ptr(hash)
 	for range 2 {
+		s.recent.mark(pk)
 		ok, err := s.c.Do(ctx, s.c.B().Set().Key(pk).Value(ref.String()).Nx().Build()).AsBool()
 		if err != nil && !rueidis.IsRedisNil(err) {
 			return storeErr("claim token", err)
@@ -300,18 +315,26 @@ type maint struct {
 	key, op, n, arg string
 }
 
+// maintain runs luaMaintain for each m in one pipeline. A server that does
+// not know the script yet gets it with EVAL, one call at a time.
 func (s *Store) maintain(ctx context.Context, ms ...maint) error {
-	ex := make([]rueidis.LuaExec, len(ms))
+	cmds := make(rueidis.Commands, len(ms))
+	args := make([][]string, len(ms))
 	for i, m := range ms {
 		arg := m.arg
 		if m.op == "extend" {
 			arg = s.slackMS()
 		}
-		ex[i] = rueidis.LuaExec{Keys: []string{m.key}, Args: []string{m.op, m.n, arg}}
+		args[i] = []string{m.op, m.n, arg}
+		cmds[i] = s.c.B().Evalsha().Sha1(maintainSHA).Numkeys(1).Key(m.key).Arg(args[i]...).Build()
 		s.recent.mark(m.key)
 	}
-	for _, r := range luaMaintain.ExecMulti(ctx, s.c, ex...) {
-		if err := r.Error(); err != nil {
+	for i, r := range s.c.DoMulti(ctx, cmds...) {
+		err := r.Error()
+		if rerr, ok := rueidis.IsRedisErr(err); ok && rerr.IsNoScript() {
+			err = luaMaintain.Exec(ctx, s.c, []string{ms[i].key}, args[i]).Error()
+		}
+		if err != nil {
 			return storeErr("maintain", err)
 		}
 	}
@@ -361,6 +384,7 @@ func (s *Store) Create(ctx context.Context, rec *sessionkit.Record, lim sessionk
 	}
 	if r.Subject != "" {
 		lk := s.k.rec(anonTag(r.Handle), r.Handle)
+		s.recent.mark(lk)
 		code, err := luaStub.Exec(ctx, s.c, []string{lk}, []string{tag, "1", micros(r.PurgeAt), s.slackMS()}).ToString()
 		s.recent.mark(lk)
 		if err != nil {
@@ -476,6 +500,10 @@ func (s *Store) insert(ctx context.Context, tag string, r *sessionkit.Record, st
 				return nil, err
 			}
 		}
+		s.recent.mark(keys[0], keys[1])
+		for _, e := range evicted {
+			s.recent.mark(s.k.rec(tag, e.Handle), s.k.act(tag, e.Handle))
+		}
 		code, err := luaCreate.Exec(ctx, s.c, keys, args).ToString()
 		s.recent.mark(keys[0], keys[1])
 		if err != nil {
@@ -492,6 +520,8 @@ func (s *Store) insert(ctx context.Context, tag string, r *sessionkit.Record, st
 			return evicted, nil
 		case "EXISTS":
 			return nil, sessionkit.ErrExists
+		case "CONFLICT":
+			return nil, sessionkit.ErrConflict
 		case "RETRY":
 			continue
 		default:
@@ -545,6 +575,9 @@ func (s *Store) Update(ctx context.Context, rec *sessionkit.Record, lim sessionk
 var errMoved = errors.New("redisstore: record moved")
 
 func (s *Store) update(ctx context.Context, rec *sessionkit.Record, lim sessionkit.Limit) ([]*sessionkit.Record, error) {
+	if done, err := s.updateFast(ctx, rec); done {
+		return nil, err
+	}
 	h, cur, err := s.locate(ctx, anonTag(rec.Handle), rec.Handle)
 	if err != nil {
 		return nil, err
@@ -585,10 +618,55 @@ func (s *Store) update(ctx context.Context, rec *sessionkit.Record, lim sessionk
 		// The old hash stopped resolving when the record changed; this
 		// only tidies up.
 		pk := s.k.ptr(cur.TokenHash)
+		s.recent.mark(pk)
 		s.c.Do(ctx, s.c.B().Del().Key(pk).Build())
 		s.recent.mark(pk)
 	}
 	return evicted, s.afterWrite(ctx, tag, r)
+}
+
+// updateFast is Update for the common case, a change that keeps token and
+// subject, without locating the record first. It tries the home of
+// rec.Subject; the script also checks that the stored record carries the
+// same token hash. done is false when that guess was wrong (a renewal, a
+// subject change, a forward stub): the caller then takes the general path.
+func (s *Store) updateFast(ctx context.Context, rec *sessionkit.Record) (done bool, err error) {
+	r := rec.Clone()
+	r.Version = rec.Version + 1
+	b, err := r.MarshalBinary()
+	if err != nil {
+		return true, storeErr("encode", err)
+	}
+	tag := homeTag(r.Subject, r.Handle)
+	sec, nsec := lastSeen(r.LastSeenAt)
+	// The token hash follows the codec version byte and the handle.
+	off := 1 + len(binary.AppendUvarint(nil, uint64(len(r.Handle)))) + len(r.Handle)
+	keys := []string{s.k.rec(tag, r.Handle), s.k.act(tag, r.Handle)}
+	s.recent.mark(keys...)
+	res, err := luaUpdate.Exec(ctx, s.c, keys, []string{strconv.FormatUint(rec.Version, 10), strconv.FormatUint(r.Version, 10),
+		string(b), micros(r.PurgeAt), encodeActivity(r.Activity), sec, nsec, s.slackMS(),
+		strconv.Itoa(off), string(r.TokenHash[:])}).AsStrSlice()
+	if err != nil {
+		s.recent.mark(keys...)
+		return true, storeErr("update", err)
+	}
+	switch res[0] {
+	case "OK":
+	case "REVOKED":
+		return true, sessionkit.ErrRevoked
+	case "CONFLICT":
+		return true, sessionkit.ErrConflict
+	default: // NOTFOUND, SLOW
+		return false, nil
+	}
+	s.recent.mark(keys...)
+	if len(res) > 1 {
+		if a, err := decodeActivity(res[1]); err == nil {
+			r.Activity = a
+		}
+	}
+	rec.Version = r.Version
+	return true, s.afterWrite(ctx, tag, r)
 }
 
 func (s *Store) updateInPlace(ctx context.Context, tag string, expect uint64, r *sessionkit.Record) error {
@@ -598,6 +676,7 @@ func (s *Store) updateInPlace(ctx context.Context, tag string, expect uint64, r 
 	}
 	sec, nsec := lastSeen(r.LastSeenAt)
 	keys := []string{s.k.rec(tag, r.Handle), s.k.act(tag, r.Handle)}
+	s.recent.mark(keys...)
 	res, err := luaUpdate.Exec(ctx, s.c, keys, []string{strconv.FormatUint(expect, 10), strconv.FormatUint(r.Version, 10),
 		string(b), micros(r.PurgeAt), encodeActivity(r.Activity), sec, nsec, s.slackMS()}).AsStrSlice()
 	s.recent.mark(keys...)
@@ -650,6 +729,7 @@ func (s *Store) move(ctx context.Context, from home, cur, r *sessionkit.Record, 
 	}
 	version := strconv.FormatUint(r.Version, 10)
 	fromKeys := []string{s.k.rec(from.tag, r.Handle), s.k.act(from.tag, r.Handle), s.k.index(from.tag)}
+	s.recent.mark(fromKeys[:2]...)
 	code, err := luaMoveOut.Exec(ctx, s.c, fromKeys, []string{strconv.FormatUint(cur.Version, 10), to, version, r.Handle,
 		micros(r.PurgeAt), s.slackMS()}).ToString()
 	s.recent.mark(fromKeys[:2]...)
@@ -662,15 +742,18 @@ func (s *Store) move(ctx context.Context, from home, cur, r *sessionkit.Record, 
 	if err != nil {
 		// Not committed; a network error here leaves a pending copy that
 		// readers ignore and that expires.
+		s.recent.mark(toKeys[:2]...)
 		luaRollback.Exec(context.WithoutCancel(ctx), s.c, toKeys, []string{version, r.Handle})
 		s.recent.mark(toKeys[:2]...)
 		return nil, err
 	}
 	// Committed. Readers finish the move themselves if this fails.
+	s.recent.mark(toKeys[:2]...)
 	luaFinalize.Exec(ctx, s.c, toKeys[:2], []string{version, s.slackMS()})
 	s.recent.mark(toKeys[:2]...)
 	if from.tag != locator && to != locator {
 		lk := s.k.rec(locator, r.Handle)
+		s.recent.mark(lk)
 		luaRepoint.Exec(ctx, s.c, []string{lk}, []string{from.tag, to, version})
 		s.recent.mark(lk)
 	}
@@ -689,6 +772,7 @@ func (s *Store) Touch(ctx context.Context, handle string, a sessionkit.Activity)
 		}
 		sec, nsec := lastSeen(a.LastSeenAt)
 		keys := []string{s.k.rec(h.tag, handle), s.k.act(h.tag, handle)}
+		s.recent.mark(keys[1])
 		res, err := luaTouch.Exec(ctx, s.c, keys, []string{encodeActivity(a), sec, nsec, s.slackMS()}).AsStrSlice()
 		s.recent.mark(keys[1])
 		if err != nil {
@@ -724,6 +808,7 @@ func (s *Store) Revoke(ctx context.Context, handle string, rv sessionkit.Revocat
 			return nil, err
 		}
 		keys := []string{s.k.rec(h.tag, handle), s.k.act(h.tag, handle), s.k.index(h.tag)}
+		s.recent.mark(keys[:2]...)
 		code, err := luaRevoke.Exec(ctx, s.c, keys, args).ToString()
 		s.recent.mark(keys[:2]...)
 		if err != nil {
@@ -766,6 +851,9 @@ func (s *Store) RevokeSubject(ctx context.Context, subject, except string, rv se
 		if err != nil {
 			return nil, err
 		}
+		for _, r := range out {
+			s.recent.mark(s.k.rec(tag, r.Handle), s.k.act(tag, r.Handle))
+		}
 		code, err := luaRevokeMany.Exec(ctx, s.c, []string{s.k.index(tag)}, args).ToString()
 		if err != nil {
 			return nil, storeErr("revoke subject", err)
@@ -799,6 +887,7 @@ func (s *Store) Delete(ctx context.Context, handle string) error {
 		return err
 	}
 	keys := []string{s.k.rec(h.tag, handle), s.k.act(h.tag, handle), s.k.index(h.tag)}
+	s.recent.mark(keys[:2]...)
 	err = luaRemove.Exec(ctx, s.c, keys, []string{handle}).Error()
 	s.recent.mark(keys[:2]...)
 	if err != nil {
@@ -813,6 +902,7 @@ func (s *Store) forget(ctx context.Context, tag string, r *sessionkit.Record) er
 	cmds := rueidis.Commands{
 		s.c.B().Zrem().Key(s.k.expiry()).Member(ref{r.Handle, tag}.String()).Build(),
 	}
+	s.recent.mark(pk)
 	res := s.c.DoMulti(ctx, cmds...)
 	err := luaDelIf.Exec(ctx, s.c, []string{pk}, []string{ref{r.Handle, tag}.String()}).Error()
 	if err == nil {
@@ -827,6 +917,7 @@ func (s *Store) forget(ctx context.Context, tag string, r *sessionkit.Record) er
 	s.recent.mark(pk)
 	if tag != anonTag(r.Handle) {
 		lk := s.k.rec(anonTag(r.Handle), r.Handle)
+		s.recent.mark(lk)
 		if e := luaDelIf.Exec(ctx, s.c, []string{lk}, []string{tag}).Error(); err == nil {
 			err = e
 		}
@@ -891,6 +982,7 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time, max int) (int,
 				continue
 			}
 			keys := []string{s.k.rec(ref.tag, ref.handle), s.k.act(ref.tag, ref.handle), s.k.index(ref.tag)}
+			s.recent.mark(keys[:2]...)
 			res, err := luaPurge.Exec(ctx, s.c, keys, []string{nowUS, ref.handle}).AsStrSlice()
 			if err != nil {
 				return removed, storeErr("delete expired", err)
@@ -939,6 +1031,9 @@ func (s *Store) Close() error {
 // recent remembers the keys this instance wrote within the near-cache TTL.
 // Reads of them bypass the near cache: Redis delivers the invalidation of a
 // client's own write asynchronously, and a writer must read its own write.
+// Writers mark keys before a write as well as after it, so that a read
+// racing the write on this instance never takes the pre-write value from
+// the cache after the write completed.
 type recent struct {
 	ttl  time.Duration
 	mu   sync.Mutex
