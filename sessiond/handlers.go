@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -15,8 +16,53 @@ import (
 //go:embed openapi.json
 var openAPIDoc []byte
 
-// OpenAPI returns the OpenAPI 3.1 document of the API.
+// OpenAPI returns the OpenAPI 3.1 document of the server's own routes;
+// Server.OpenAPI adds its extensions' routes.
 func OpenAPI() []byte { return append([]byte(nil), openAPIDoc...) }
+
+// Documented is implemented by extensions whose routes belong in the
+// served OpenAPI document: OpenAPIPaths returns a JSON object of path items
+// keyed by path, which may refer to the base document's components.
+type Documented interface {
+	OpenAPIPaths() []byte
+}
+
+// mergeOpenAPI adds each documented extension's path items to base.
+func mergeOpenAPI(base []byte, exts []Extension) ([]byte, error) {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(base, &doc); err != nil {
+		return nil, err
+	}
+	var paths map[string]json.RawMessage
+	if err := json.Unmarshal(doc["paths"], &paths); err != nil {
+		return nil, err
+	}
+	for _, e := range exts {
+		d, ok := e.(Documented)
+		if !ok {
+			continue
+		}
+		var more map[string]json.RawMessage
+		if err := json.Unmarshal(d.OpenAPIPaths(), &more); err != nil {
+			return nil, fmt.Errorf("sessiond: an extension's OpenAPI paths: %w", err)
+		}
+		for p, item := range more {
+			if _, dup := paths[p]; dup {
+				return nil, fmt.Errorf("sessiond: OpenAPI path %s documented twice", p)
+			}
+			paths[p] = item
+		}
+	}
+	var err error
+	if doc["paths"], err = json.Marshal(paths); err != nil {
+		return nil, err
+	}
+	return json.MarshalIndent(doc, "", " ")
+}
+
+// OpenAPI returns the document this server serves: its own routes and its
+// documented extensions'.
+func (s *Server) OpenAPI() []byte { return append([]byte(nil), s.doc...) }
 
 func (s *Server) mountRoutes() {
 	key := func(h http.HandlerFunc) http.HandlerFunc { return s.requireKey(h).ServeHTTP }
@@ -54,7 +100,7 @@ func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
-	w.Write(openAPIDoc)
+	w.Write(s.doc)
 }
 
 // fail answers err, logging errors that are not the client's fault.

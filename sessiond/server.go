@@ -108,6 +108,7 @@ type Server struct {
 	mux     *http.ServeMux
 	handler http.Handler
 	routes  []string // patterns registered by the server itself
+	doc     []byte   // the OpenAPI document served, extensions included
 }
 
 // New builds a Server and mounts its routes and extensions.
@@ -142,6 +143,11 @@ func New(cfg Config) (*Server, error) {
 	for _, e := range cfg.Extensions {
 		e.Mount(s.mux, api)
 	}
+	doc, err := mergeOpenAPI(openAPIDoc, cfg.Extensions)
+	if err != nil {
+		return nil, err
+	}
+	s.doc = doc
 	s.handler = s.recoverer(s.dispatch)
 	for _, e := range cfg.Extensions {
 		if w, ok := e.(HandlerWrapper); ok {

@@ -1,9 +1,8 @@
 package sessiond
 
 // TokenOpenAPIPaths documents the routes Tokens mounts, as OpenAPI 3.1
-// path items keyed by path, for merging into openapi.json. They live here
-// because extension routes are not part of the server's own route list,
-// which the document is checked against.
+// path items keyed by path; the server merges them into the document it
+// serves (see Documented).
 const TokenOpenAPIPaths = `{
  "/v1/tokens": {
   "post": {
@@ -415,3 +414,6 @@ const TokenOpenAPIPaths = `{
   }
  }
 }`
+
+// OpenAPIPaths implements Documented.
+func (t *Tokens) OpenAPIPaths() []byte { return []byte(TokenOpenAPIPaths) }
