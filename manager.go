@@ -8,9 +8,9 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
-	"time"
 )
 
 // maxCASRetries bounds the retries of a compare-and-swap loop. Conflicts
