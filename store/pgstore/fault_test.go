@@ -4,148 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
 	"runtime"
-	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/sessionkit/sessionkit"
-	"github.com/sessionkit/sessionkit/internal/testenv"
+	"github.com/sessionkit/sessionkit/internal/pgtest"
 )
-
-// privatePG is a PostgreSQL cluster of the test's own, on a spare port, that
-// the test may kill and restart.
-type privatePG struct {
-	t    *testing.T
-	bin  string
-	dir  string
-	port int
-	cred *syscall.Credential
-	cmd  *exec.Cmd
-	log  *os.File
-}
-
-func (p *privatePG) url() string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?connect_timeout=2", p.port)
-}
-
-// startPrivatePG runs initdb in a temporary directory and starts the
-// server. PostgreSQL refuses to run as root, so as root it runs both as the
-// postgres user.
-func startPrivatePG(t *testing.T) *privatePG {
-	t.Helper()
-	initdbs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	initdb := ""
-	if len(initdbs) > 0 {
-		initdb = initdbs[len(initdbs)-1]
-	} else if p, err := exec.LookPath("initdb"); err == nil {
-		initdb = p
-	}
-	if initdb == "" {
-		testenv.Missing(t, "PostgreSQL server binaries (initdb, postgres) not found: install postgresql to run the fault test")
-	}
-	p := &privatePG{t: t, bin: filepath.Dir(initdb)}
-	dir, err := os.MkdirTemp("", "pgstore-fault-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.dir = dir
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			testenv.Missing(t, "running as root and there is no postgres user to run a private PostgreSQL server as")
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-		p.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-	}
-	out, err := p.command(initdb, "-D", filepath.Join(dir, "data"), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8").CombinedOutput()
-	if err != nil {
-		testenv.Missing(t, "initdb failed (%v): %s", err, out)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.port = l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	p.log, err = os.Create(filepath.Join(dir, "server.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if p.cmd != nil {
-			p.kill()
-		}
-		p.log.Close()
-	})
-	p.start()
-	return p
-}
-
-func (p *privatePG) command(name string, args ...string) *exec.Cmd {
-	cmd := exec.Command(name, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred, Pdeathsig: syscall.SIGQUIT}
-	return cmd
-}
-
-// start runs the server on p.port and waits until it accepts connections.
-func (p *privatePG) start() {
-	p.t.Helper()
-	cmd := p.command(filepath.Join(p.bin, "postgres"), "-D", filepath.Join(p.dir, "data"),
-		"-p", strconv.Itoa(p.port), "-k", p.dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off")
-	cmd.Stdout, cmd.Stderr = p.log, p.log
-	if err := cmd.Start(); err != nil {
-		p.t.Fatalf("start postgres: %v", err)
-	}
-	p.cmd = cmd
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		conn, err := pgx.Connect(ctx, p.url())
-		cancel()
-		if err == nil {
-			conn.Close(context.Background())
-			return
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(p.dir, "server.log"))
-			p.t.Fatalf("private postgres did not come up: %v\n%s", err, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// kill stops the server the way a crash would: SIGQUIT makes the
-// postmaster and every backend exit at once, dropping all connections,
-// without a shutdown checkpoint.
-func (p *privatePG) kill() {
-	p.cmd.Process.Signal(syscall.SIGQUIT)
-	p.cmd.Wait()
-	p.cmd = nil
-}
 
 func TestFaultServerKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a private PostgreSQL server")
 	}
-	pg := startPrivatePG(t)
+	pg := pgtest.Start(t)
 	ctx := context.Background()
 	before := runtime.NumGoroutine()
 
-	o := Options{URL: pg.url(), AutoMigrate: true, NearCache: NearCacheOptions{
+	o := Options{URL: pg.URL(), AutoMigrate: true, NearCache: NearCacheOptions{
 		Enabled: true, TTL: time.Hour, Heartbeat: 500 * time.Millisecond, RetryDelay: 50 * time.Millisecond,
 	}}
 	a, err := New(ctx, o)
@@ -202,7 +77,7 @@ func TestFaultServerKilled(t *testing.T) {
 		}
 	}()
 	time.Sleep(50 * time.Millisecond)
-	pg.kill()
+	pg.Kill()
 	waitFor(t, 5*time.Second, "near-cache disabled after the crash", func() bool { return !a.cache.isEnabled() })
 	time.Sleep(50 * time.Millisecond)
 	close(stop)
@@ -243,7 +118,7 @@ func TestFaultServerKilled(t *testing.T) {
 		}
 	}
 
-	pg.start()
+	pg.Restart()
 	waitFor(t, 15*time.Second, "store recovered", func() bool { return a.Ping(ctx) == nil && b.Ping(ctx) == nil })
 	// Revoke through the other instance at once, before a's listener may
 	// even be back: a must not serve its pre-crash copy.
