@@ -197,12 +197,13 @@ func checkFailClosed(t *testing.T, app *faultApp, kill, restart func(), keeps bo
 	}
 
 	restart()
-	start := time.Now()
+	start, failed := time.Now(), 0
 	for {
 		r = app.get("/whoami", tok)
 		if r.status != http.StatusServiceUnavailable {
 			break
 		}
+		failed++
 		if r.ran {
 			t.Fatal("handler ran on a 503")
 		}
@@ -211,7 +212,7 @@ func checkFailClosed(t *testing.T, app *faultApp, kill, restart func(), keeps bo
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Logf("recovered %v after the server accepted connections again", time.Since(start).Round(time.Millisecond))
+	t.Logf("recovered %v after the server accepted connections again (%d requests got 503 meanwhile)", time.Since(start).Round(time.Millisecond), failed)
 	want := "-"
 	if keeps {
 		want = "alice"
