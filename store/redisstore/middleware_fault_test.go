@@ -2,10 +2,12 @@ package redisstore_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -61,23 +63,88 @@ type faultReply struct {
 func (a *faultApp) get(path, token string) faultReply {
 	a.t.Helper()
 	a.ran.Store(false)
+	rep, err := a.do(path, token)
+	if err != nil {
+		a.t.Fatalf("GET %s: %v", path, err)
+	}
+	rep.ran = a.ran.Load()
+	return rep
+}
+
+// do sends one request; unlike get it is safe for concurrent use, and
+// leaves ran unset.
+func (a *faultApp) do(path, token string) (faultReply, error) {
 	req, _ := http.NewRequest("GET", a.srv.URL+path, nil)
 	if token != "" {
 		req.Header.Set("Cookie", sessionkit.DefaultCookieName+"="+token)
 	}
 	res, err := a.client.Do(req)
 	if err != nil {
-		a.t.Fatalf("GET %s: %v", path, err)
+		return faultReply{}, err
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
-	rep := faultReply{status: res.StatusCode, body: string(b), ran: a.ran.Load()}
+	rep := faultReply{status: res.StatusCode, body: string(b)}
 	for _, c := range res.Cookies() {
 		if c.Name == sessionkit.DefaultCookieName {
 			rep.cookie = c
 		}
 	}
-	return rep
+	return rep, nil
+}
+
+// loadDuring sends requests carrying tok from a few goroutines while crash
+// runs, and fails the test for any reply other than the session's subject
+// or the middleware's 503: above all a request served as anonymous, or a
+// cleared cookie, because a store error was taken for "no such session".
+func (a *faultApp) loadDuring(tok string, crash func()) {
+	a.t.Helper()
+	stop := make(chan struct{})
+	bad := make(chan string, 8)
+	var served, refused atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r, err := a.do("/whoami", tok)
+				switch {
+				case err != nil:
+					bad <- err.Error()
+				case r.cookie != nil:
+					bad <- fmt.Sprintf("status %d: session cookie changed: %v", r.status, r.cookie)
+				case r.status == 200 && r.body == "alice":
+					served.Add(1)
+					continue
+				case r.status == http.StatusServiceUnavailable && r.body == "session store unavailable\n":
+					refused.Add(1)
+					continue
+				default:
+					bad <- fmt.Sprintf("status %d body %q", r.status, r.body)
+				}
+				return
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	crash()
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	close(bad)
+	for msg := range bad {
+		a.t.Errorf("request during the crash: %s; want 200 for the session or 503", msg)
+	}
+	if refused.Load() == 0 {
+		a.t.Errorf("no request during the crash got 503 (%d served)", served.Load())
+	}
+	a.t.Logf("during the crash: %d requests served, %d refused with 503", served.Load(), refused.Load())
 }
 
 // close stops the server and drops the client's connections, so that
@@ -174,7 +241,7 @@ func checkFailClosed(t *testing.T, app *faultApp, kill, restart func(), keeps bo
 		}
 	}
 
-	kill()
+	app.loadDuring(tok, kill)
 	for i := range 3 {
 		r := app.get("/whoami", tok)
 		if r.status != http.StatusServiceUnavailable || r.ran {
