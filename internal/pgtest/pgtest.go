@@ -1,6 +1,3 @@
-// Package pgtest starts private PostgreSQL servers for tests that stop and
-// restart them: each runs initdb in its own temporary directory and serves
-// on a spare port, so a test never touches a shared server.
 package pgtest
 
 import (
