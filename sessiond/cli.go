@@ -231,7 +231,10 @@ func (c CLI) serve(ctx context.Context, st *Settings) error {
 func (c CLI) openStore(ctx context.Context, st *Settings, migrate bool) (sessionkit.Store, error) {
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	store, err := OpenStore(octx, st.Store, StoreOptions{DataDir: st.DataDir, LockTimeout: st.LockTimeout, Migrate: migrate, Namespace: st.Namespace})
+	store, err := OpenStore(octx, st.Store, StoreOptions{
+		DataDir: st.DataDir, LockTimeout: st.LockTimeout, Migrate: migrate, Namespace: st.Namespace,
+		NearCache: st.NearCache, NearCacheTTL: st.NearTTL,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the store: %w", err)
 	}

@@ -44,6 +44,8 @@ type Settings struct {
 	Sweep       time.Duration
 	LockTimeout time.Duration
 	Namespace   string
+	NearCache   bool
+	NearTTL     time.Duration
 	Monitoring  MonitoringSettings
 	Tokens      TokenSettings
 }
@@ -71,6 +73,8 @@ func (s *Settings) register(fs *flag.FlagSet) {
 	fs.DurationVar(&s.Shutdown, "shutdown-timeout", DefaultShutdownTimeout, "graceful shutdown waits this long for requests in flight")
 	fs.DurationVar(&s.Sweep, "sweep-interval", DefaultSweepInterval, "how often ended sessions past retention are purged")
 	fs.DurationVar(&s.LockTimeout, "lock-timeout", time.Second, "how long to wait for the bolt file lock, which a running server holds")
+	fs.BoolVar(&s.NearCache, "near-cache", false, "with Redis or PostgreSQL: validate recently seen sessions from process memory, invalidated at once on any instance's change")
+	fs.DurationVar(&s.NearTTL, "near-cache-ttl", 0, "longest life of a near-cache entry, bounding staleness if an invalidation is lost (default 2s)")
 	s.Monitoring.register(fs)
 	s.Tokens.Register(fs)
 }

@@ -36,6 +36,11 @@ type StoreOptions struct {
 	// Namespace separates deployments sharing a server: the Redis key
 	// prefix or the PostgreSQL schema. Empty takes the store's default.
 	Namespace string
+	// NearCache turns on the Redis or PostgreSQL store's in-process cache
+	// with instant invalidation; NearCacheTTL bounds an entry's life (0:
+	// the store's default).
+	NearCache    bool
+	NearCacheTTL time.Duration
 }
 
 // StoreKind names the store a URL selects: "bolt", "memory", "redis" or
@@ -77,7 +82,8 @@ func OpenStore(ctx context.Context, url string, o StoreOptions) (sessionkit.Stor
 	case "memory":
 		return memstore.New(memstore.Options{Now: o.Now}), nil
 	case "postgres":
-		st, err := pgstore.New(ctx, pgstore.Options{URL: url, Now: o.Now, AutoMigrate: o.Migrate, Schema: o.Namespace})
+		st, err := pgstore.New(ctx, pgstore.Options{URL: url, Now: o.Now, AutoMigrate: o.Migrate, Schema: o.Namespace,
+			NearCache: pgstore.NearCacheOptions{Enabled: o.NearCache, TTL: o.NearCacheTTL}})
 		if err != nil {
 			return nil, err
 		}
@@ -87,7 +93,7 @@ func OpenStore(ctx context.Context, url string, o StoreOptions) (sessionkit.Stor
 		if o.Namespace != "" {
 			prefix = o.Namespace + ":"
 		}
-		st, err := redisstore.New(ctx, redisstore.Options{URL: url, Prefix: prefix})
+		st, err := redisstore.New(ctx, redisstore.Options{URL: url, Prefix: prefix, NearCache: o.NearCache, NearCacheTTL: o.NearCacheTTL})
 		if err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -76,14 +77,16 @@ func TestOpenStores(t *testing.T) {
 		}
 		roundTrip(t, st)
 	})
-	t.Run("redis", func(t *testing.T) {
-		url := testenv.RedisURL(t)
-		st, err := OpenStore(ctx, url, StoreOptions{Namespace: namespace()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		roundTrip(t, st)
-	})
+	for _, near := range []bool{false, true} {
+		t.Run(fmt.Sprintf("redis/near-cache=%v", near), func(t *testing.T) {
+			url := testenv.RedisURL(t)
+			st, err := OpenStore(ctx, url, StoreOptions{Namespace: namespace(), NearCache: near})
+			if err != nil {
+				t.Fatal(err)
+			}
+			roundTrip(t, st)
+		})
+	}
 	t.Run("postgres", func(t *testing.T) {
 		url := testenv.PostgresURL(t)
 		schema := namespace()
@@ -101,7 +104,7 @@ func TestOpenStores(t *testing.T) {
 				t.Error(err)
 			}
 		})
-		st, err := OpenStore(ctx, url, StoreOptions{Namespace: schema, Migrate: true})
+		st, err := OpenStore(ctx, url, StoreOptions{Namespace: schema, Migrate: true, NearCache: true})
 		if err != nil {
 			t.Fatal(err)
 		}
