@@ -38,25 +38,31 @@
 //
 // # Round trips
 //
-// On a single Redis server (standalone or Sentinel) without the near
-// cache, Get and GetByHandle are one round trip: a read-only script
-// (EVALSHA_RO) reads the token pointer or locator, computes the home's key
-// names from it, follows forward stubs and returns record and activity
-// together. The writes (Update, Touch, Revoke) find their record the same
-// way. A script that reads keys it computes itself is safe on a single
-// server, where every key is local and the script runs atomically.
+// On a single Redis server (standalone or Sentinel), Get and GetByHandle
+// are one round trip: a read-only script (EVALSHA_RO) reads the token
+// pointer or locator, computes the home's key names from it, follows
+// forward stubs and returns record and activity together. Touch, Revoke
+// and Delete find their record the same way. An Update that keeps token
+// and subject (the common save of session data) is one script too: it
+// goes straight to the subject's home, checks version and token hash
+// there (anything else takes the general path) and extends the pointer,
+// locator and expiry set in the same call. A script that uses keys it
+// computes, or keys of several slots, is safe on a single server, where
+// every key is local and the script runs atomically.
 //
-// Redis Cluster forbids it: the pointer (slot of the token hash) and the
+// Redis Cluster forbids both: the pointer (slot of the token hash) and the
 // record (slot of the subject) live on different masters. There, Get is one
-// GET of the pointer plus one pipelined read of record and activity, and
-// GetByHandle adds one hop through the locator. Putting the pointer into
+// GET of the pointer plus one pipelined read of record and activity,
+// GetByHandle adds one hop through the locator, and an Update is its
+// script plus one pipeline for the helper keys. Putting the pointer into
 // the subject's slot would need the subject before the lookup, which a
 // token does not carry, and a home keyed by the token would split a
 // subject's sessions over many slots, losing the single-slot scripts that
 // make limits, renewal and revoke-all atomic; so Cluster keeps the extra
-// round trip. With the near cache, pointers, stubs and records are almost
-// always served from memory, in either mode, and the two-step reads are
-// used so that each key is cached and invalidated on its own.
+// round trip. With the near cache, reads of keys this instance did not
+// write lately are served from memory in either mode, using the two-step
+// reads so that each key is cached and invalidated on its own; keys it
+// wrote itself are read fresh, with the script where the server allows it.
 //
 // # Changing the subject
 //

@@ -96,7 +96,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	if o.NearCache {
 		s.recent = newRecent(o.NearCacheTTL)
 	}
-	s.oneTrip.Store(!o.NearCache && c.Mode() != rueidis.ClientModeCluster)
+	s.single.Store(c.Mode() != rueidis.ClientModeCluster)
 	if err := s.Ping(ctx); err != nil {
 		if owned {
 			c.Close()

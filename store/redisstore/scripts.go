@@ -8,7 +8,8 @@ import (
 )
 
 // The scripts below are the only writers of session keys. Each one touches a
-// single home (one hash slot), so it runs atomically on Redis Cluster too.
+// single home (one hash slot), so it runs atomically on Redis Cluster too,
+// except luaFollow and luaUpdateSingle, which only run on a single server.
 // The Go side reads, decides and encodes; a script re-checks what the
 // decision was based on (versions, index membership, activity) and applies
 // it, or answers CONFLICT/RETRY so the caller can read again.
@@ -131,7 +132,13 @@ return 'OK'
 // the token hash in the stored bytes and 10 the hash it must equal (else
 // SLOW: the caller did not locate the record and must). Returns {code,
 // activity kept}.
-var luaUpdate = rueidis.NewLuaScript(luaLib + `
+var luaUpdate = rueidis.NewLuaScript(luaLib + updateSrc + `
+return {'OK', a}
+`)
+
+// updateSrc is the body of luaUpdate: on success, a holds the activity
+// kept.
+const updateSrc = `
 local st = redis.call('HGET', KEYS[1], 's')
 if st == 'X' then return {'REVOKED'} end
 if st ~= 'L' then return {'NOTFOUND'} end
@@ -148,6 +155,29 @@ if not (a and newer(a, ARGV[6], ARGV[7])) then
   expire(KEYS[2], purgems(apurge(a), 0))
 end
 expire(KEYS[1], purgems(apurge(a), tonumber(ARGV[8])))
+`
+
+// updateSingle is luaUpdate plus the upkeep afterWrite does (token
+// pointer, expiry set, locator stub), for a single server, where one script
+// may change keys of several slots. KEYS: rec, act, pointer, expiry set,
+// locator. ARGV: those of luaUpdate with 9 and 10 set, then 11 the expiry
+// member and 12 "true" to extend the locator.
+var luaUpdateSingle = rueidis.NewLuaScript(luaLib + updateSrc + `
+local p = tonumber(apurge(a)) or 0
+local slack = tonumber(ARGV[8])
+local function extend(k)
+  local t = redis.call('PEXPIRETIME', k)
+  if t == -2 then return end
+  local ms = math.floor(p / 1000)
+  if p == 0 then
+    if t >= 0 then redis.call('PERSIST', k) end
+  elseif t >= 0 and t < ms then
+    redis.call('PEXPIREAT', k, string.format('%d', ms + slack))
+  end
+end
+extend(KEYS[3])
+if ARGV[12] == 'true' then extend(KEYS[5]) end
+if p == 0 then redis.call('ZREM', KEYS[4], ARGV[11]) else redis.call('ZADD', KEYS[4], apurge(a), ARGV[11]) end
 return {'OK', a}
 `)
 
@@ -256,8 +286,12 @@ end
 return 0
 `)
 
-// remove deletes a session's home keys. KEYS: rec, act, index. ARGV: handle.
+// remove deletes a session's home keys if the record is still the one the
+// caller located (live or revoked, same version); else it returns -1.
+// KEYS: rec, act, index. ARGV: 1 handle, 2 version.
 var luaRemove = rueidis.NewLuaScript(`
+local f = redis.call('HMGET', KEYS[1], 's', 'v')
+if (f[1] ~= 'L' and f[1] ~= 'X') or f[2] ~= ARGV[2] then return -1 end
 local n = redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
 return n

@@ -26,9 +26,11 @@ type Store struct {
 	k      keys
 	o      Options
 	recent *recent // nil without near cache
-	// oneTrip: reads follow pointers and stubs inside one script. Only
-	// outside Cluster mode and without the near cache (see doc.go).
-	oneTrip atomic.Bool
+	// single: one server holds every key (not Cluster), so a script may
+	// use keys it computes and keys of any slot. Reads then follow
+	// pointers and stubs inside one script, and an update maintains the
+	// helper keys in the same script (see doc.go).
+	single atomic.Bool
 }
 
 var (
@@ -112,9 +114,9 @@ func (s *Store) readHome(ctx context.Context, tag, handle string, fresh bool) (h
 func (s *Store) locate(ctx context.Context, tag, handle string) (home, *sessionkit.Record, error) {
 	var h home
 	var err error
-	if s.oneTrip.Load() {
+	if lk := s.k.rec(tag, handle); s.scriptRead(lk) {
 		var ok bool
-		h, ok, err = s.follow(ctx, s.k.rec(tag, handle), handle, tag)
+		h, ok, err = s.follow(ctx, lk, handle, tag)
 		if err != nil {
 			return home{}, nil, err
 		}
@@ -128,21 +130,29 @@ func (s *Store) locate(ctx context.Context, tag, handle string) (home, *sessionk
 	return s.resolve(ctx, h, handle)
 }
 
-// follow runs luaFollow from key, a token pointer (handle "") or a
-// handle's locator. ok is false if Redis refused the script, after which
-// the caller reads hop by hop. ref is the pointer's value, if any.
+// scriptRead reports whether a read starting at key uses luaFollow: on a
+// single server, unless the near cache may serve key.
+func (s *Store) scriptRead(key string) bool {
+	return s.single.Load() && (s.recent == nil || s.recent.has(key))
+}
+
+// follow runs luaFollow from the locator key of handle in home tag. ok is
+// false if Redis refused the script, after which the caller reads hop by
+// hop.
 func (s *Store) follow(ctx context.Context, key, handle, tag string) (h home, ok bool, err error) {
 	h, _, ok, err = s.followRef(ctx, key, handle, tag)
 	return h, ok, err
 }
 
+// followRef is follow for a token pointer key too (handle and tag ""); it
+// then also returns the pointer's value.
 func (s *Store) followRef(ctx context.Context, key, handle, tag string) (home, ref, bool, error) {
 	vals, err := luaFollow.Exec(ctx, s.c, []string{key}, []string{s.k.prefix, strconv.Itoa(maxHops), handle, tag}).AsStrSlice()
 	if err != nil {
 		if rerr, isRedis := rueidis.IsRedisErr(err); isRedis && scriptRefused(rerr.Error()) {
 			// A server that only serves some slots (a cluster node behind
 			// a single-node client): keep to reads of declared keys.
-			s.oneTrip.Store(false)
+			s.single.Store(false)
 			return home{}, ref{}, false, nil
 		}
 		return home{}, ref{}, false, storeErr("read", err)
@@ -243,7 +253,7 @@ func (s *Store) Get(ctx context.Context, hash sessionkit.TokenHash) (*sessionkit
 // handle, "" if there is no pointer.
 func (s *Store) viaPointer(ctx context.Context, hash sessionkit.TokenHash) (*sessionkit.Record, string, error) {
 	pk := s.k.ptr(hash)
-	if s.oneTrip.Load() {
+	if s.scriptRead(pk) {
 		h, rf, ok, err := s.followRef(ctx, pk, "", "")
 		if err != nil {
 			return nil, "", err
@@ -642,10 +652,23 @@ func (s *Store) updateFast(ctx context.Context, rec *sessionkit.Record) (done bo
 	// The token hash follows the codec version byte and the handle.
 	off := 1 + len(binary.AppendUvarint(nil, uint64(len(r.Handle)))) + len(r.Handle)
 	keys := []string{s.k.rec(tag, r.Handle), s.k.act(tag, r.Handle)}
-	s.recent.mark(keys...)
-	res, err := luaUpdate.Exec(ctx, s.c, keys, []string{strconv.FormatUint(rec.Version, 10), strconv.FormatUint(r.Version, 10),
+	args := []string{strconv.FormatUint(rec.Version, 10), strconv.FormatUint(r.Version, 10),
 		string(b), micros(r.PurgeAt), encodeActivity(r.Activity), sec, nsec, s.slackMS(),
-		strconv.Itoa(off), string(r.TokenHash[:])}).AsStrSlice()
+		strconv.Itoa(off), string(r.TokenHash[:])}
+	script, single := luaUpdate, s.single.Load()
+	if single {
+		// The helper keys live in other slots; one server has them all.
+		lk := s.k.rec(anonTag(r.Handle), r.Handle)
+		keys = append(keys, s.k.ptr(r.TokenHash), s.k.expiry(), lk)
+		args = append(args, ref{r.Handle, tag}.String(), strconv.FormatBool(tag != anonTag(r.Handle)))
+		script = luaUpdateSingle
+	}
+	s.recent.mark(keys...)
+	res, err := script.Exec(ctx, s.c, keys, args).AsStrSlice()
+	if rerr, isRedis := rueidis.IsRedisErr(err); single && isRedis && scriptRefused(rerr.Error()) {
+		s.single.Store(false)
+		return false, nil
+	}
 	if err != nil {
 		s.recent.mark(keys...)
 		return true, storeErr("update", err)
@@ -666,6 +689,9 @@ func (s *Store) updateFast(ctx context.Context, rec *sessionkit.Record) (done bo
 		}
 	}
 	rec.Version = r.Version
+	if single {
+		return true, nil
+	}
 	return true, s.afterWrite(ctx, tag, r)
 }
 
@@ -882,18 +908,27 @@ func byAge(a, b *sessionkit.Record) int {
 
 // Delete removes a record at once.
 func (s *Store) Delete(ctx context.Context, handle string) error {
-	h, cur, err := s.locate(ctx, anonTag(handle), handle)
-	if err != nil {
-		return err
+	for range maxAttempts {
+		h, cur, err := s.locate(ctx, anonTag(handle), handle)
+		if err != nil {
+			return err
+		}
+		keys := []string{s.k.rec(h.tag, handle), s.k.act(h.tag, handle), s.k.index(h.tag)}
+		s.recent.mark(keys[:2]...)
+		n, err := luaRemove.Exec(ctx, s.c, keys, []string{handle, h.version}).AsInt64()
+		s.recent.mark(keys[:2]...)
+		if err != nil {
+			return storeErr("delete", err)
+		}
+		if n < 0 {
+			// The record changed or moved after it was located: removing
+			// what is there now could drop a forward stub, or the pointer
+			// of a newer token, and leave the session behind.
+			continue
+		}
+		return s.forget(ctx, h.tag, cur)
 	}
-	keys := []string{s.k.rec(h.tag, handle), s.k.act(h.tag, handle), s.k.index(h.tag)}
-	s.recent.mark(keys[:2]...)
-	err = luaRemove.Exec(ctx, s.c, keys, []string{handle}).Error()
-	s.recent.mark(keys[:2]...)
-	if err != nil {
-		return storeErr("delete", err)
-	}
-	return s.forget(ctx, h.tag, cur)
+	return errorf("delete", "session kept changing")
 }
 
 // forget removes the keys that point at a removed record.

@@ -22,7 +22,7 @@ func uniquePrefix() string {
 
 // newTestStore opens a store on url with a fresh prefix and removes every
 // key under that prefix when the test ends.
-func newTestStore(t *testing.T, url string, o Options) *Store {
+func newTestStore(t testing.TB, url string, o Options) *Store {
 	t.Helper()
 	o.URL = url
 	if o.Prefix == "" {
@@ -40,7 +40,7 @@ func newTestStore(t *testing.T, url string, o Options) *Store {
 }
 
 // deleteKeys removes the keys of one test from every master.
-func deleteKeys(t *testing.T, url, prefix string) {
+func deleteKeys(t testing.TB, url, prefix string) {
 	co, err := clientOption(url)
 	if err != nil {
 		t.Errorf("cleanup: %v", err)
