@@ -5,8 +5,10 @@
 //
 //	SESSIONKIT_REDIS_URL=redis://127.0.0.1:6379/0 go run ./cmd/benchreport -count 6
 //
-// The raw `go test` output is kept next to it (results.txt), so benchstat
-// can read it too. Text below the notes marker of an existing RESULTS.md is
+// It compiles the benchmarks once and runs all of them -count times in
+// passes, so that load from other processes affects every benchmark alike.
+// The raw output is kept next to it (results.txt), so benchstat can read it
+// too. Text below the notes marker of an existing RESULTS.md is
 // kept when the file is written again.
 package main
 
@@ -19,6 +21,7 @@ import (
 	"log"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -51,15 +54,10 @@ func main() {
 		if os.Getenv("SESSIONKIT_REDIS_URL") == "" {
 			log.Fatal("benchreport: set SESSIONKIT_REDIS_URL, e.g. redis://127.0.0.1:6379/0")
 		}
-		args := []string{"test", "-run", "^$", "-bench", *bench, "-benchmem", "-count", strconv.Itoa(*count), "-benchtime", *benchtime, "."}
-		cmd := exec.Command("go", args...)
-		var buf bytes.Buffer
-		cmd.Stdout = io.MultiWriter(os.Stdout, &buf)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Run(); err != nil {
-			log.Fatalf("benchreport: go %s: %v", strings.Join(args, " "), err)
+		var err error
+		if output, err = run(*count, *bench, *benchtime); err != nil {
+			log.Fatalf("benchreport: %v", err)
 		}
-		output = buf.Bytes()
 		if *raw != "" {
 			if err := os.WriteFile(*raw, output, 0o644); err != nil {
 				log.Fatal(err)
@@ -95,6 +93,35 @@ func main() {
 		log.Fatal(err)
 	}
 	log.Printf("benchreport: wrote %s", *out)
+}
+
+// run compiles the benchmarks once and runs every one of them count times,
+// in count passes over all of them rather than count runs of each in a
+// row: load from other processes that comes and goes then spreads over all
+// benchmarks instead of skewing the ratios between them.
+func run(count int, bench, benchtime string) ([]byte, error) {
+	dir, err := os.MkdirTemp("", "benchreport")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "bench.test")
+	build := exec.Command("go", "test", "-c", "-o", bin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return nil, fmt.Errorf("go test -c: %w", err)
+	}
+	var buf bytes.Buffer
+	for pass := range count {
+		log.Printf("benchreport: pass %d of %d", pass+1, count)
+		cmd := exec.Command(bin, "-test.run", "^$", "-test.bench", bench, "-test.benchmem", "-test.benchtime", benchtime)
+		cmd.Stdout = io.MultiWriter(os.Stdout, &buf)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			return nil, fmt.Errorf("pass %d: %w", pass+1, err)
+		}
+	}
+	return buf.Bytes(), nil
 }
 
 type machine struct {
@@ -252,7 +279,7 @@ func report(w *strings.Builder, r Results, env machine) {
 	fmt.Fprintf(w, "- Date: %s (run took %s)\n", env.When.UTC().Format("2006-01-02 15:04 MST"), env.Took.Round(time.Second))
 	fmt.Fprintf(w, "- Machine: %d CPUs (`nproc`), %s, %s\n", env.CPUs, env.CPU, env.Go)
 	fmt.Fprintf(w, "- Load average (1, 5, 15 min) before: %s, after: %s\n", env.LoadBefore, env.LoadAfter)
-	fmt.Fprintf(w, "- Values are medians over the runs shown; one request at a time (latency, not throughput).\n\n")
+	fmt.Fprintf(w, "- Values are medians over the runs shown, taken in passes over all benchmarks; one request at a time (latency, not throughput).\n\n")
 
 	fmt.Fprintf(w, "## Targets\n\n| Target | Goal | Measured | Met |\n|---|---|---|---|\n")
 	for _, t := range targets {
