@@ -22,5 +22,5 @@
 //
 // The program in cmd/benchreport runs them all and writes RESULTS.md:
 //
-//	cd bench && SESSIONKIT_REDIS_URL=redis://127.0.0.1:6379/0 go run ./cmd/benchreport -count 6
+//	cd bench && SESSIONKIT_REDIS_URL=redis://127.0.0.1:6379/0 go run ./cmd/benchreport -count 8
 package bench

@@ -3,7 +3,7 @@
 // runs, the ratios sessionkit is measured by, and whether each target was
 // met. Run it from the bench directory:
 //
-//	SESSIONKIT_REDIS_URL=redis://127.0.0.1:6379/0 go run ./cmd/benchreport -count 6
+//	SESSIONKIT_REDIS_URL=redis://127.0.0.1:6379/0 go run ./cmd/benchreport -count 8
 //
 // It compiles the benchmarks once and runs all of them -count times in
 // passes, so that load from other processes affects every benchmark alike.
@@ -32,7 +32,7 @@ import (
 const notesMarker = "<!-- notes: text below this line is kept when benchreport rewrites the file -->"
 
 func main() {
-	count := flag.Int("count", 6, "runs of each benchmark; medians are reported")
+	count := flag.Int("count", 8, "runs of each benchmark; medians are reported")
 	benchtime := flag.String("benchtime", "1s", "go test -benchtime")
 	bench := flag.String("bench", ".", "go test -bench pattern")
 	out := flag.String("out", "RESULTS.md", "report to write")
