@@ -39,7 +39,10 @@ func RemoteClient(r *http.Request) Client {
 func (m *Manager) LoadAndSave(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		s := &Session{m: m, client: m.cfg.ClientInfo(r)}
+		// One allocation holds the session and its writer.
+		sw := &sessionWriter{ResponseWriter: w, r: r, m: m}
+		s := &sw.session
+		s.m, s.client = m, m.cfg.ClientInfo(r)
 		token, found, dup := m.requestToken(r)
 		switch {
 		case dup:
@@ -57,8 +60,8 @@ func (m *Manager) LoadAndSave(next http.Handler) http.Handler {
 				s.clear = true
 			}
 		}
-		sw := &sessionWriter{ResponseWriter: w, s: s, r: r, m: m}
-		next.ServeHTTP(sw, r.WithContext(contextWithSession(ctx, s)))
+		sw.r = r.WithContext(contextWithSession(ctx, s))
+		next.ServeHTTP(sw, sw.r)
 		sw.commit()
 	})
 }
@@ -99,7 +102,7 @@ func CookieToken(r *http.Request, name string) (token string, found, dup bool) {
 // cookie can still be set and a failed save can still become an error.
 type sessionWriter struct {
 	http.ResponseWriter
-	s         *Session
+	session   Session
 	r         *http.Request
 	m         *Manager
 	committed bool
@@ -115,7 +118,7 @@ func (w *sessionWriter) commit() {
 		return
 	}
 	w.committed = true
-	if err := w.s.commit(w.r.Context()); err != nil {
+	if err := w.session.commit(w.r.Context()); err != nil {
 		w.failed = true
 		w.m.cfg.ErrorHandler(w.ResponseWriter, w.r, err)
 		return
@@ -124,7 +127,7 @@ func (w *sessionWriter) commit() {
 }
 
 func (w *sessionWriter) writeCookie() {
-	s := w.s
+	s := &w.session
 	c := w.m.cfg.Cookie
 	var ck *http.Cookie
 	switch {

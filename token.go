@@ -48,7 +48,11 @@ func HashToken(token string) (TokenHash, error) {
 	if base64.RawURLEncoding.Strict().DecodedLen(TokenLen) != tokenBytes || !canonicalLast(token[TokenLen-1]) {
 		return TokenHash{}, ErrMalformed
 	}
-	return sha256.Sum256([]byte(token)), nil
+	// Hash a stack copy: converting the string would allocate on every
+	// request.
+	var buf [TokenLen]byte
+	copy(buf[:], token)
+	return sha256.Sum256(buf[:]), nil
 }
 
 func canonicalLast(c byte) bool {
