@@ -12,6 +12,20 @@ import (
 // change without misreading old records.
 const codecVersion = 1
 
+// EncodedTokenHashOffset is where the token hash starts in an encoded
+// record: a store's server-side script can check a record's token without
+// decoding it.
+const EncodedTokenHashOffset = 2
+
+// Flags after the version byte: parts that most records do not need are
+// left out rather than written as zeros.
+const (
+	flagRefresh    = 1 << iota // the refresh state follows
+	flagSameClient             // LastClient equals Client and is not written
+	flagPersistent
+	flagsKnown = flagRefresh | flagSameClient | flagPersistent
+)
+
 // ErrCodec reports bytes that are not an encoded record.
 var ErrCodec = errors.New("sessionkit: invalid record encoding")
 
@@ -23,9 +37,21 @@ func (r *Record) MarshalBinary() ([]byte, error) {
 
 // AppendBinary appends the encoding of r to b.
 func (r *Record) AppendBinary(b []byte) ([]byte, error) {
-	b = append(b, codecVersion)
-	b = appendString(b, r.Handle)
+	var flags byte
+	hasRefresh := r.Refresh.Hash != (TokenHash{}) || r.Refresh.PrevHash != (TokenHash{}) ||
+		!r.Refresh.RotatedAt.IsZero() || len(r.Refresh.Successor) > 0 || r.Refresh.Generation != 0
+	if hasRefresh {
+		flags |= flagRefresh
+	}
+	if r.LastClient == r.Client {
+		flags |= flagSameClient
+	}
+	if r.Persistent {
+		flags |= flagPersistent
+	}
+	b = append(b, codecVersion, flags)
 	b = append(b, r.TokenHash[:]...)
+	b = appendString(b, r.Handle)
 	b = appendString(b, r.Subject)
 	b = binary.AppendVarint(b, int64(r.AuthLevel))
 	b = appendTime(b, r.CreatedAt)
@@ -33,14 +59,11 @@ func (r *Record) AppendBinary(b []byte) ([]byte, error) {
 	b = appendTime(b, r.LastSeenAt)
 	b = appendTime(b, r.IdleDeadline)
 	b = appendTime(b, r.PurgeAt)
-	b = appendString(b, r.LastClient.IP)
-	b = appendString(b, r.LastClient.UserAgent)
-	b = appendTime(b, r.AbsoluteDeadline)
-	if r.Persistent {
-		b = append(b, 1)
-	} else {
-		b = append(b, 0)
+	if flags&flagSameClient == 0 {
+		b = appendString(b, r.LastClient.IP)
+		b = appendString(b, r.LastClient.UserAgent)
 	}
+	b = appendTime(b, r.AbsoluteDeadline)
 	b = appendString(b, r.Client.IP)
 	b = appendString(b, r.Client.UserAgent)
 	b = binary.AppendUvarint(b, uint64(len(r.Data)))
@@ -55,11 +78,13 @@ func (r *Record) AppendBinary(b []byte) ([]byte, error) {
 	}
 	b = appendTime(b, r.RevokedAt)
 	b = appendString(b, r.RevokedReason)
-	b = append(b, r.Refresh.Hash[:]...)
-	b = append(b, r.Refresh.PrevHash[:]...)
-	b = appendTime(b, r.Refresh.RotatedAt)
-	b = appendBytes(b, r.Refresh.Successor)
-	b = binary.AppendUvarint(b, uint64(r.Refresh.Generation))
+	if hasRefresh {
+		b = append(b, r.Refresh.Hash[:]...)
+		b = append(b, r.Refresh.PrevHash[:]...)
+		b = appendTime(b, r.Refresh.RotatedAt)
+		b = appendBytes(b, r.Refresh.Successor)
+		b = binary.AppendUvarint(b, uint64(r.Refresh.Generation))
+	}
 	b = binary.AppendUvarint(b, r.Version)
 	return b, nil
 }
@@ -71,9 +96,13 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 	if v := d.byte(); v != codecVersion {
 		return ErrCodec
 	}
+	flags := d.byte()
+	if flags&^flagsKnown != 0 {
+		return ErrCodec
+	}
 	var out Record
-	out.Handle = d.string()
 	d.hash(&out.TokenHash)
+	out.Handle = d.string()
 	out.Subject = d.string()
 	out.AuthLevel = int(d.varint())
 	out.CreatedAt = d.time()
@@ -81,12 +110,17 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 	out.LastSeenAt = d.time()
 	out.IdleDeadline = d.time()
 	out.PurgeAt = d.time()
-	out.LastClient.IP = d.string()
-	out.LastClient.UserAgent = d.string()
+	if flags&flagSameClient == 0 {
+		out.LastClient.IP = d.string()
+		out.LastClient.UserAgent = d.string()
+	}
 	out.AbsoluteDeadline = d.time()
-	out.Persistent = d.byte() == 1
+	out.Persistent = flags&flagPersistent != 0
 	out.Client.IP = d.string()
 	out.Client.UserAgent = d.string()
+	if flags&flagSameClient != 0 {
+		out.LastClient = out.Client
+	}
 	n := d.uvarint()
 	if n > uint64(len(d.b)) { // each entry takes at least two bytes
 		return ErrCodec
@@ -104,13 +138,15 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 	}
 	out.RevokedAt = d.time()
 	out.RevokedReason = d.string()
-	d.hash(&out.Refresh.Hash)
-	d.hash(&out.Refresh.PrevHash)
-	out.Refresh.RotatedAt = d.time()
-	if s := d.bytes(); len(s) > 0 {
-		out.Refresh.Successor = s
+	if flags&flagRefresh != 0 {
+		d.hash(&out.Refresh.Hash)
+		d.hash(&out.Refresh.PrevHash)
+		out.Refresh.RotatedAt = d.time()
+		if s := d.bytes(); len(s) > 0 {
+			out.Refresh.Successor = s
+		}
+		out.Refresh.Generation = uint32(d.uvarint())
 	}
-	out.Refresh.Generation = uint32(d.uvarint())
 	out.Version = d.uvarint()
 	if d.err || len(d.b) != 0 {
 		return ErrCodec

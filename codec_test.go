@@ -115,3 +115,28 @@ func BenchmarkRecordUnmarshal(b *testing.B) {
 		r.UnmarshalBinary(enc)
 	}
 }
+
+func TestRecordEncodingLeavesOutUnusedParts(t *testing.T) {
+	full := sampleRecord()
+	plain := sampleRecord()
+	plain.Refresh = RefreshState{}
+	plain.LastClient = plain.Client
+	a, _ := full.MarshalBinary()
+	b, _ := plain.MarshalBinary()
+	// Two hashes and the second client are not written for a plain record.
+	if saved := len(a) - len(b); saved < 64+len(full.LastClient.IP)+len(full.LastClient.UserAgent) {
+		t.Fatalf("plain record %d bytes, full %d", len(b), len(a))
+	}
+	var got Record
+	if err := got.UnmarshalBinary(b); err != nil || !reflect.DeepEqual(&got, plain) {
+		t.Fatalf("round trip of the plain record: %v\n got %+v\nwant %+v", err, got, *plain)
+	}
+}
+
+func TestEncodedTokenHashOffset(t *testing.T) {
+	rec := sampleRecord()
+	b, _ := rec.MarshalBinary()
+	if !bytes.Equal(b[EncodedTokenHashOffset:EncodedTokenHashOffset+len(rec.TokenHash)], rec.TokenHash[:]) {
+		t.Fatal("the token hash is not at EncodedTokenHashOffset")
+	}
+}

@@ -3,7 +3,6 @@ package redisstore
 import (
 	"cmp"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -650,7 +649,7 @@ func (s *Store) updateFast(ctx context.Context, rec *sessionkit.Record) (done bo
 	tag := homeTag(r.Subject, r.Handle)
 	sec, nsec := lastSeen(r.LastSeenAt)
 	// The token hash follows the codec version byte and the handle.
-	off := 1 + len(binary.AppendUvarint(nil, uint64(len(r.Handle)))) + len(r.Handle)
+	off := sessionkit.EncodedTokenHashOffset
 	keys := []string{s.k.rec(tag, r.Handle), s.k.act(tag, r.Handle)}
 	args := []string{strconv.FormatUint(rec.Version, 10), strconv.FormatUint(r.Version, 10),
 		string(b), micros(r.PurgeAt), encodeActivity(r.Activity), sec, nsec, s.slackMS(),
