@@ -52,6 +52,7 @@ func memoryUsage(t *testing.T, url, p string) (bytes int64, keys int) {
 				}
 				bytes += n
 				keys++
+				t.Logf("  %s: %d bytes", k[len(p):], n)
 			}
 			if cursor = e.Cursor; cursor == 0 {
 				break
