@@ -148,9 +148,8 @@ func (p *probe) rejected() (string, bool) {
 // an Engine in the Manager's Config.Events.
 func (l *Limiter) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := &probe{}
-		lw := &limitWriter{ResponseWriter: w, l: l, p: p}
-		next.ServeHTTP(lw, r.WithContext(context.WithValue(r.Context(), probeKey{}, p)))
+		lw := &limitWriter{ResponseWriter: w, l: l}
+		next.ServeHTTP(lw, r.WithContext(context.WithValue(r.Context(), probeKey{}, &lw.p)))
 		lw.decide()
 	})
 }
@@ -159,7 +158,7 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 type limitWriter struct {
 	http.ResponseWriter
 	l        *Limiter
-	p        *probe
+	p        probe // one allocation with the writer
 	decided  bool
 	replaced bool
 }

@@ -87,7 +87,8 @@ type Collector struct {
 
 	verify, revocationLag prometheus.Histogram
 	storeOps              *prometheus.HistogramVec
-	storeErrs, storeCount *prometheus.CounterVec
+	storeErrs             *prometheus.CounterVec
+	storeCountDesc        *prometheus.Desc
 	sample                uint32
 	ops                   [numOps]opMetrics
 
@@ -159,15 +160,12 @@ func New(o Options) *Collector {
 		Namespace: ns, Name: "store_errors_total",
 		Help: "Session store operations that failed (errors wrapping ErrStore), by operation.",
 	}, []string{"op"})
-	c.storeCount = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: ns, Name: "store_operations_total",
-		Help: "Session store operations, by operation.",
-	}, []string{"op"})
+	c.storeCountDesc = prometheus.NewDesc(ns+"_store_operations_total", "Session store operations, by operation.", []string{"op"}, nil)
 	for i := range c.ops {
 		name := opNames[i]
 		c.ops[i] = opMetrics{
 			dur: c.storeOps.WithLabelValues(name), errs: c.storeErrs.WithLabelValues(name),
-			count: c.storeCount.WithLabelValues(name), sampled: hotOps[op(i)] && o.TimingSample > 1,
+			sampled: hotOps[op(i)] && o.TimingSample > 1,
 		}
 	}
 	c.activeDesc = prometheus.NewDesc(ns+"_sessions_active", "Live sessions as seen by this process since it started (see package documentation).", nil, nil)
@@ -176,7 +174,7 @@ func New(o Options) *Collector {
 	c.collectors = []prometheus.Collector{
 		c.created, c.authenticated, c.renewed, c.refreshed, c.refreshReuse, c.untracked,
 		c.revoked.vec, c.expired.vec, c.rejected.vec, c.anomalies.vec,
-		c.verify, c.revocationLag, c.storeOps, c.storeErrs, c.storeCount,
+		c.verify, c.revocationLag, c.storeOps, c.storeErrs,
 	}
 	c.active.init(o.MaxTracked, c.untracked)
 	c.series = newSeries(int(o.SeriesSpan / time.Minute))
@@ -191,6 +189,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range c.collectors {
 		m.Describe(ch)
 	}
+	ch <- c.storeCountDesc
 	ch <- c.activeDesc
 	ch <- c.cacheHitsDesc
 	ch <- c.cacheMissesDesc
@@ -200,6 +199,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range c.collectors {
 		m.Collect(ch)
+	}
+	for i := range c.ops {
+		ch <- prometheus.MustNewConstMetric(c.storeCountDesc, prometheus.CounterValue, float64(c.ops[i].count.Load()), opNames[i])
 	}
 	ch <- prometheus.MustNewConstMetric(c.activeDesc, prometheus.GaugeValue, float64(c.ActiveSessions()))
 	if hits, misses, ok := c.cacheStats(); ok {

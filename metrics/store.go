@@ -3,7 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,9 +38,11 @@ var opNames = [numOps]string{
 // opMetrics are the metrics of one operation, curried once so timing an
 // operation does no label lookup.
 type opMetrics struct {
-	dur   prometheus.Observer
-	errs  prometheus.Counter
-	count prometheus.Counter
+	dur  prometheus.Observer
+	errs prometheus.Counter
+	// count is read at scrape time; a plain atomic also gives begin the
+	// operation's sequence number to sample by, with no random draw.
+	count atomic.Uint64
 	// sampled ops are timed one time in Options.TimingSample: reading the
 	// clock twice costs more than the rest of the instrumentation.
 	sampled bool
@@ -53,8 +55,8 @@ var hotOps = map[op]bool{opGet: true, opGetByHandle: true, opTouch: true}
 // when it is not timed.
 func (c *Collector) begin(o op) time.Time {
 	m := &c.ops[o]
-	m.count.Inc()
-	if m.sampled && rand.Uint32()%c.sample != 0 {
+	n := m.count.Add(1)
+	if m.sampled && n%uint64(c.sample) != 0 {
 		return time.Time{}
 	}
 	return time.Now()

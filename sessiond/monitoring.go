@@ -360,7 +360,8 @@ func (mo *Monitoring) WrapHandler(next http.Handler) http.Handler {
 		verify := (r.Method == http.MethodPost && r.URL.Path == "/v1/sessions/verify") ||
 			(r.Method == http.MethodGet && r.URL.Path == "/v1/auth")
 		if !verify {
-			h.ServeHTTP(w, r)
+			// Only the paths that validate tokens need the limiter's probe.
+			next.ServeHTTP(w, r)
 			return
 		}
 		start := time.Now()
