@@ -272,7 +272,9 @@ const crashEnv = "BOLTSTORE_CRASH_DB"
 func TestCrashChild(t *testing.T) {
 	path := os.Getenv(crashEnv)
 	if path == "" {
-		t.Skip("run by TestCrash")
+		// Only TestCrash runs it, as a child process; on its own it has
+		// nothing to do (and does not count as skipped).
+		return
 	}
 	s, err := Open(path, Options{})
 	if err != nil {
