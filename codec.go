@@ -39,7 +39,8 @@ func (r *Record) MarshalBinary() ([]byte, error) {
 func (r *Record) AppendBinary(b []byte) ([]byte, error) {
 	var flags byte
 	hasRefresh := r.Refresh.Hash != (TokenHash{}) || r.Refresh.PrevHash != (TokenHash{}) ||
-		!r.Refresh.RotatedAt.IsZero() || len(r.Refresh.Successor) > 0 || r.Refresh.Generation != 0
+		!r.Refresh.RotatedAt.IsZero() || len(r.Refresh.Successor) > 0 || r.Refresh.Generation != 0 ||
+		len(r.Refresh.Key) > 0
 	if hasRefresh {
 		flags |= flagRefresh
 	}
@@ -84,6 +85,7 @@ func (r *Record) AppendBinary(b []byte) ([]byte, error) {
 		b = appendTime(b, r.Refresh.RotatedAt)
 		b = appendBytes(b, r.Refresh.Successor)
 		b = binary.AppendUvarint(b, uint64(r.Refresh.Generation))
+		b = appendBytes(b, r.Refresh.Key)
 	}
 	b = binary.AppendUvarint(b, r.Version)
 	return b, nil
@@ -146,6 +148,9 @@ func (r *Record) UnmarshalBinary(b []byte) error {
 			out.Refresh.Successor = s
 		}
 		out.Refresh.Generation = uint32(d.uvarint())
+		if k := d.bytes(); len(k) > 0 {
+			out.Refresh.Key = k
+		}
 	}
 	out.Version = d.uvarint()
 	if d.err || len(d.b) != 0 {

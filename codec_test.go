@@ -22,7 +22,7 @@ func sampleRecord() *Record {
 		Client: Client{IP: "10.0.0.1", UserAgent: "UA\n1"},
 		Data:   map[string]json.RawMessage{"visits": json.RawMessage(`3`), "name": json.RawMessage(`"Alice"`)},
 		Refresh: RefreshState{Hash: TokenHash{9}, PrevHash: TokenHash{8}, RotatedAt: now,
-			Successor: []byte{1, 2, 3}, Generation: 7},
+			Successor: []byte{1, 2, 3}, Generation: 7, Key: []byte{4, 5, 6}},
 		RevokedAt: now.Add(time.Hour), RevokedReason: "logout",
 		Version: 42,
 	}

@@ -42,6 +42,10 @@ type RefreshState struct {
 	Successor []byte
 	// Generation counts rotations.
 	Generation uint32
+	// Key authenticates every refresh token of the family, so a retired
+	// token of any age is recognised as reuse. It cannot make a token
+	// acceptable: only a secret hashing to Hash is.
+	Key []byte
 }
 
 // Record is a stored session. It never holds the token, only its hash.
@@ -103,6 +107,9 @@ func (r *Record) Clone() *Record {
 	}
 	if r.Refresh.Successor != nil {
 		c.Refresh.Successor = append([]byte(nil), r.Refresh.Successor...)
+	}
+	if r.Refresh.Key != nil {
+		c.Refresh.Key = append([]byte(nil), r.Refresh.Key...)
 	}
 	return &c
 }

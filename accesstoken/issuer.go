@@ -145,9 +145,10 @@ func (is *Issuer) Issue(ctx context.Context, sessionToken string, p Params) (*Pa
 		return nil, err
 	}
 	for range 16 {
-		tok, rt := newRefreshToken(rec.Handle)
+		key := newFamilyKey()
+		tok, rt := newRefreshToken(rec.Handle, key)
 		next := rec.Clone()
-		next.Refresh = sessionkit.RefreshState{Hash: rt.hash(), Generation: rec.Refresh.Generation + 1}
+		next.Refresh = sessionkit.RefreshState{Hash: rt.hash(), Generation: rec.Refresh.Generation + 1, Key: key}
 		_, err := is.m.Store().Update(ctx, next, sessionkit.Limit{})
 		if err == nil {
 			return is.pair(ctx, next, tok, aud, p.Extra)
@@ -300,8 +301,8 @@ func addExtra(dst, extra map[string]any) error {
 // refresh state changes in one compare-and-swap update, which also records
 // the client's activity (refreshing is use of the session). Within
 // Config.RefreshGrace of a rotation, the previous token yields the same
-// successor again; after it, presenting the previous token revokes the
-// session and returns ErrRefreshReused.
+// successor again; after it, presenting the previous token, or any older
+// token of the family, revokes the session and returns ErrRefreshReused.
 func (is *Issuer) Refresh(ctx context.Context, refreshToken string, p Params) (*Pair, error) {
 	aud, err := is.audience(p.Audience)
 	if err != nil {
@@ -350,6 +351,9 @@ func (is *Issuer) Refresh(ctx context.Context, refreshToken string, p Params) (*
 				}
 			}
 			return nil, is.reused(ctx, rec, p.Client)
+		case rt.issuedBy(rs.Key):
+			// A token of this family retired more than one rotation ago.
+			return nil, is.reused(ctx, rec, p.Client)
 		default:
 			is.reject(ctx, rec, sessionkit.ReasonUnknown, p.Client)
 			return nil, ErrInvalidRefresh
@@ -362,7 +366,7 @@ func (is *Issuer) Refresh(ctx context.Context, refreshToken string, p Params) (*
 // in one compare-and-swap.
 func (is *Issuer) rotate(ctx context.Context, rec *sessionkit.Record, cur refreshToken, c sessionkit.Client) (string, *sessionkit.Record, error) {
 	now := is.m.Now()
-	tok, next := newRefreshToken(rec.Handle)
+	tok, next := newRefreshToken(rec.Handle, rec.Refresh.Key)
 	sealed, err := sealSuccessor(cur, next)
 	if err != nil {
 		return "", nil, err
@@ -374,6 +378,7 @@ func (is *Issuer) rotate(ctx context.Context, rec *sessionkit.Record, cur refres
 		RotatedAt:  now,
 		Successor:  sealed,
 		Generation: rec.Refresh.Generation + 1,
+		Key:        rec.Refresh.Key,
 	}
 	n.Activity = is.activity(rec, now, c)
 	if _, err := is.m.Store().Update(ctx, n, sessionkit.Limit{}); err != nil {

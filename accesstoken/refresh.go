@@ -4,6 +4,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -29,11 +30,46 @@ type refreshToken struct {
 	secret []byte
 }
 
-// newRefreshToken returns a fresh token for the session with handle.
-func newRefreshToken(handle string) (string, refreshToken) {
+// A secret is 16 random bytes followed by the first 16 bytes of
+// HMAC-SHA256(family key, handle || random). The random half makes each token
+// unguessable; the MAC half lets the server recognise any token it ever
+// issued for the family, however long ago it was retired, without storing
+// it. The family key cannot make a token acceptable: only a secret that
+// hashes to the stored current hash is.
+const (
+	randomBytes    = 16
+	familyKeyBytes = 32
+)
+
+// newFamilyKey returns the key of a new refresh-token family.
+func newFamilyKey() []byte {
+	k := make([]byte, familyKeyBytes)
+	rand.Read(k)
+	return k
+}
+
+// newRefreshToken returns a fresh token of the family keyed by key for the
+// session with handle.
+func newRefreshToken(handle string, key []byte) (string, refreshToken) {
 	secret := make([]byte, secretBytes)
-	rand.Read(secret)
+	rand.Read(secret[:randomBytes])
+	copy(secret[randomBytes:], familyMAC(key, handle, secret[:randomBytes]))
 	return handle + "." + b64.EncodeToString(secret), refreshToken{handle, secret}
+}
+
+func familyMAC(key []byte, handle string, random []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(handle))
+	m.Write(random)
+	return m.Sum(nil)[:secretBytes-randomBytes]
+}
+
+// issuedBy reports whether t was issued in the family keyed by key.
+func (t refreshToken) issuedBy(key []byte) bool {
+	if len(key) == 0 {
+		return false
+	}
+	return hmac.Equal(t.secret[randomBytes:], familyMAC(key, t.handle, t.secret[:randomBytes]))
 }
 
 // parseRefreshToken checks the shape of s. The check is on length and
