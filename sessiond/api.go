@@ -1,12 +1,14 @@
 package sessiond
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -145,21 +147,76 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	if limit <= 0 {
 		limit = DefaultMaxBodyBytes
 	}
-	body := http.MaxBytesReader(w, r.Body, limit)
-	dec := json.NewDecoder(body)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return decodeError(err)
+	}
+	// Every body is one JSON object: null, a bare value or an array would
+	// otherwise decode as an empty request.
+	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) > 0 && trimmed[0] != '{' {
+		return &RequestError{http.StatusBadRequest, CodeInvalidJSON, "the body must be a JSON object"}
+	}
+	if err := checkDuplicateKeys(body); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)
 	}
 	// Exactly one value: anything but whitespace after it is an error.
 	if err := dec.Decode(&struct{}{}); err != io.EOF {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return decodeError(err)
-		}
 		return &RequestError{http.StatusBadRequest, CodeInvalidJSON, "the body has data after the JSON value"}
 	}
 	return nil
+}
+
+// checkDuplicateKeys refuses an object that names a member twice: decoders
+// disagree on which one wins, so the request is ambiguous. Syntax errors
+// are left to the decoder, which reports them with their offset.
+func checkDuplicateKeys(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type frame struct {
+		keys   map[string]bool
+		object bool
+		key    bool // the next string token in an object is a key
+	}
+	var stack []frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		top := len(stack) - 1
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{', '[':
+				if top >= 0 && stack[top].object {
+					stack[top].key = true
+				}
+				stack = append(stack, frame{object: t == '{', key: t == '{'})
+			default:
+				stack = stack[:top]
+			}
+			continue
+		case string:
+			if top >= 0 && stack[top].object && stack[top].key {
+				if stack[top].keys == nil {
+					stack[top].keys = make(map[string]bool)
+				}
+				if stack[top].keys[t] {
+					return &RequestError{http.StatusBadRequest, CodeInvalidJSON, fmt.Sprintf("the member %q appears twice", t)}
+				}
+				stack[top].keys[t] = true
+				stack[top].key = false
+				continue
+			}
+		}
+		if top >= 0 && stack[top].object {
+			stack[top].key = true
+		}
+	}
 }
 
 // jsonLike accepts JSON media types and the types that command-line
@@ -172,6 +229,28 @@ func jsonLike(mt string) bool {
 		return true
 	}
 	return strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
+}
+
+// jsonType names the JSON type that decodes into t, so error messages speak
+// of the API rather than of Go types.
+func jsonType(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a non-negative integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct, reflect.Pointer:
+		return "an object"
+	}
+	return "another type"
 }
 
 func decodeError(err error) error {
@@ -194,7 +273,7 @@ func decodeError(err error) error {
 		if field == "" {
 			field = "body"
 		}
-		return &RequestError{http.StatusBadRequest, CodeInvalidJSON, fmt.Sprintf("%s: expected %s, got %s", field, te.Type, te.Value)}
+		return &RequestError{http.StatusBadRequest, CodeInvalidJSON, fmt.Sprintf("%s: expected %s, got %s", field, jsonType(te.Type), te.Value)}
 	default:
 		// Unknown fields and other decoder complaints. Their text names a
 		// field, never a value, so it is safe to show.

@@ -3,6 +3,7 @@ package sessiond
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -170,6 +171,10 @@ func TestErrors(t *testing.T) {
 		{"wrong type nested", "POST", "/v1/sessions/verify", `{"token":"x","client":{"ip":1}}`, nil, 400, CodeInvalidJSON},
 		{"not an object", "POST", "/v1/sessions", `[1,2]`, nil, 400, CodeInvalidJSON},
 		{"trailing data", "POST", "/v1/sessions", `{"subject":"a"} {"subject":"b"}`, nil, 400, CodeInvalidJSON},
+		{"null body", "POST", "/v1/sessions", `null`, nil, 400, CodeInvalidJSON},
+		{"string body", "POST", "/v1/sessions", `"x"`, nil, 400, CodeInvalidJSON},
+		{"duplicate member", "POST", "/v1/sessions", `{"subject":"a","subject":"b"}`, nil, 400, CodeInvalidJSON},
+		{"duplicate nested member", "POST", "/v1/sessions", `{"client":{"ip":"192.0.2.1","ip":"192.0.2.2"}}`, nil, 400, CodeInvalidJSON},
 		{"trailing garbage", "POST", "/v1/sessions", `{"subject":"a"}x`, nil, 400, CodeInvalidJSON},
 		{"empty body", "POST", "/v1/sessions/verify", ``, nil, 400, CodeInvalidJSON},
 		{"oversized", "POST", "/v1/sessions", big, nil, 413, CodeBodyTooLarge},
@@ -515,7 +520,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 	// Every error code the package defines is in the error schema.
 	for _, code := range []string{CodeInvalidJSON, CodeInvalidRequest, CodeBodyTooLarge, CodeUnsupportedMediaType, CodeUnauthorized,
 		CodeSessionNotFound, CodeSessionExpired, CodeSessionRevoked, CodeInvalidToken, CodeVersionConflict, CodeDataTooLarge,
-		CodeSessionLimit, CodeStoreFull, CodeStoreUnavailable, CodeNotFound, CodeMethodNotAllowed, CodeInternal} {
+		CodeSessionLimit, CodeStoreFull, CodeStoreUnavailable, CodeNotFound, CodeMethodNotAllowed, CodeInternal, CodeRefreshTokenReused, "too_many_requests"} {
 		if !strings.Contains(string(OpenAPI()), `"`+code+`"`) {
 			t.Errorf("error code %q not documented", code)
 		}
@@ -525,5 +530,28 @@ func TestOpenAPIRoutes(t *testing.T) {
 func TestNewRequiresManager(t *testing.T) {
 	if _, err := New(Config{}); err == nil {
 		t.Error("New without a Manager succeeded")
+	}
+}
+
+// Type errors name JSON types, never the server's Go types.
+func TestDecodeErrorsSpeakJSON(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"data":[1]}`:       "data: expected an object, got array",
+		`{"subject":5}`:      "subject: expected a string, got number",
+		`{"client":"x"}`:     "client: expected an object, got string",
+		`{"persistent":"y"}`: "persistent: expected a boolean, got string",
+	} {
+		req := httptest.NewRequest("POST", "/", strings.NewReader(body))
+		var v struct {
+			Subject    string                     `json:"subject"`
+			Data       map[string]json.RawMessage `json:"data"`
+			Client     struct{ IP string }        `json:"client"`
+			Persistent bool                       `json:"persistent"`
+		}
+		err := DecodeJSON(httptest.NewRecorder(), req, 0, &v)
+		var re *RequestError
+		if !errors.As(err, &re) || re.Message != want {
+			t.Errorf("%s: %v, want message %q", body, err, want)
+		}
 	}
 }
