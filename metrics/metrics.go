@@ -45,14 +45,26 @@ type Options struct {
 // Reasons with their own label value. Any other reason (an application's
 // own revocation reason, say) is reported as "other", which keeps the number
 // of series bounded.
-var knownReasons = []string{
-	sessionkit.ReasonUnknown, sessionkit.ReasonExpired, sessionkit.ReasonRevoked,
-	sessionkit.ReasonMalformed, sessionkit.ReasonDuplicateCookie, sessionkit.ReasonBinding,
-	sessionkit.ReasonLogout, sessionkit.ReasonOperator, sessionkit.ReasonLimit,
-	sessionkit.ReasonRevokeAll, sessionkit.ReasonIPChange, sessionkit.ReasonUAChange,
-	sessionkit.ReasonRefreshReuse, string(sessionkit.EventExpiredIdle), string(sessionkit.EventExpiredAbs),
-	"anomaly", "other",
-}
+// The reasons each counter is labelled with; anything else counts as
+// "other", so the label sets stay bounded whatever an event carries.
+var (
+	revokedReasons = []string{
+		sessionkit.ReasonLogout, sessionkit.ReasonOperator, sessionkit.ReasonLimit,
+		sessionkit.ReasonRevokeAll, sessionkit.ReasonBinding, sessionkit.ReasonRefreshReuse,
+		"anomaly", "other",
+	}
+	rejectedReasons = []string{
+		sessionkit.ReasonUnknown, sessionkit.ReasonExpired, sessionkit.ReasonRevoked,
+		sessionkit.ReasonMalformed, sessionkit.ReasonDuplicateCookie, sessionkit.ReasonBinding,
+		sessionkit.ReasonLimit, "other",
+	}
+	// anomalyReasons are the core's binding changes and the anomaly
+	// engine's rule names.
+	anomalyReasons = []string{
+		sessionkit.ReasonIPChange, sessionkit.ReasonUAChange, "impossible_travel", "token_guessing",
+		"refresh_reuse", "login_surge", "new_device", "other",
+	}
+)
 
 // reasonCounters is a counter vector curried for every known reason, so the
 // event path does no label hashing or allocation.
@@ -137,10 +149,10 @@ func New(o Options) *Collector {
 	c.refreshed = counter("refresh_tokens_rotated_total", "Refresh-token rotations.")
 	c.refreshReuse = counter("refresh_token_reuse_total", "Reuses of a retired refresh token.")
 	c.untracked = counter("sessions_untracked_total", "Sessions not tracked by the active gauge because the tracking limit was reached.")
-	c.revoked = newReasonCounters(reasonVec("sessions_revoked_total", "Sessions revoked or logged out, by reason."), knownReasons)
+	c.revoked = newReasonCounters(reasonVec("sessions_revoked_total", "Sessions revoked or logged out, by reason."), revokedReasons)
 	c.expired = newReasonCounters(reasonVec("sessions_expired_total", "Sessions that passed a deadline, by reason (idle or absolute)."), []string{"idle", "absolute", "other"})
-	c.rejected = newReasonCounters(reasonVec("rejections_total", "Requests whose token was rejected, by reason."), knownReasons)
-	c.anomalies = newReasonCounters(reasonVec("anomalies_total", "Anomalies detected, by rule."), knownReasons)
+	c.rejected = newReasonCounters(reasonVec("rejections_total", "Requests whose token was rejected, by reason."), rejectedReasons)
+	c.anomalies = newReasonCounters(reasonVec("anomalies_total", "Anomalies detected, by rule."), anomalyReasons)
 	c.verify = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: ns, Name: "verify_duration_seconds",
 		Help:    "Time to verify a session token (service verify endpoint and middleware load).",
