@@ -116,6 +116,13 @@ type Config struct {
 // ErrConfig reports an invalid or insecure configuration.
 var ErrConfig = errors.New("sessionkit: invalid configuration")
 
+// Validate reports what New would refuse in c, so a program can check its
+// settings before it acts on them.
+func (c Config) Validate() error {
+	_, err := c.withDefaults()
+	return err
+}
+
 func (c Config) withDefaults() (Config, error) {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout

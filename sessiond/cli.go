@@ -146,6 +146,17 @@ func (c CLI) Main(ctx context.Context, args []string) int {
 }
 
 func (c CLI) serve(ctx context.Context, st *Settings) error {
+	// Refuse bad settings before anything is written to the data dir.
+	if cfg, err := st.ManagerConfig(nil); err != nil {
+		return err
+	} else if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if !st.Tokens.Off {
+		if err := st.Tokens.Validate(); err != nil {
+			return err
+		}
+	}
 	log, closeLog, err := st.openLog(c.Stderr)
 	if err != nil {
 		return err

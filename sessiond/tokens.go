@@ -68,6 +68,19 @@ func (ts *TokenSettings) Register(fs *flag.FlagSet) {
 	fs.StringVar(&ts.KEKFile, "token-kek-file", "", "file holding the 32-byte key-encryption key of stored signing keys (hex or base64); or "+EnvTokenKEK)
 }
 
+// Validate checks the settings' durations.
+func (ts *TokenSettings) Validate() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"token-lifetime", ts.Lifetime}, {"refresh-grace", ts.Grace}, {"token-key-rotation", ts.Rotation}, {"token-key-prepublish", ts.PrePublish}} {
+		if d.v < time.Second {
+			return fmt.Errorf("-%s %v: must be at least 1s", d.name, d.v)
+		}
+	}
+	return nil
+}
+
 // Enabled reports whether token endpoints are configured.
 func (ts *TokenSettings) Enabled() bool { return !ts.Off && ts.Issuer != "" }
 
@@ -93,13 +106,8 @@ func NewTokens(ctx context.Context, ts TokenSettings, store sessionkit.Store, ge
 	if !ts.Enabled() {
 		return nil, errors.New("-token-issuer is required for access tokens")
 	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"token-lifetime", ts.Lifetime}, {"refresh-grace", ts.Grace}, {"token-key-rotation", ts.Rotation}, {"token-key-prepublish", ts.PrePublish}} {
-		if d.v < time.Second {
-			return nil, fmt.Errorf("-%s %v: must be at least 1s", d.name, d.v)
-		}
+	if err := ts.Validate(); err != nil {
+		return nil, err
 	}
 	cfg := accesstoken.Config{
 		Issuer: ts.Issuer, Audience: ts.Audience, Lifetime: ts.Lifetime, RefreshGrace: ts.Grace,
