@@ -227,29 +227,25 @@ func (d *decoder) varint() int64 {
 	return v
 }
 
-func (d *decoder) bytes() []byte {
+// raw returns the next length-prefixed run of bytes, still shared with
+// the input.
+func (d *decoder) raw() []byte {
 	n := d.uvarint()
 	if n > uint64(len(d.b)) {
 		d.err = true
 		d.b = nil
 		return nil
 	}
-	s := append([]byte(nil), d.b[:n]...)
+	s := d.b[:n]
 	d.b = d.b[n:]
 	return s
 }
 
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.err = true
-		d.b = nil
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
-}
+// bytes returns a copy, so a decoded record shares no memory with its
+// encoding.
+func (d *decoder) bytes() []byte { return append([]byte(nil), d.raw()...) }
+
+func (d *decoder) string() string { return string(d.raw()) }
 
 func (d *decoder) hash(h *TokenHash) {
 	if len(d.b) < len(h) {
