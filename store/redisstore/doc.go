@@ -15,6 +15,8 @@
 //	                                locator stub of a subject's session
 //	sk:{a:<handle>}:a:<handle>      activity of an anonymous session
 //	sk:{t:<hex token hash>}         token pointer: handle and home
+//	sk:{c:<hex token hash>}         copy of record and activity (single
+//	                                server only, see Round trips)
 //	sk:{x}:purge                    expiry set read by DeleteExpired
 //	sk:{k:<hex key>}                a KVStore value
 //
@@ -38,11 +40,27 @@
 //
 // # Round trips
 //
-// On a single Redis server (standalone or Sentinel), Get and GetByHandle
-// are one round trip: a read-only script (EVALSHA_RO) reads the token
-// pointer or locator, computes the home's key names from it, follows
-// forward stubs and returns record and activity together. Touch, Revoke
-// and Delete find their record the same way. An Update that keeps token
+// On a single Redis server (standalone or Sentinel), Get is one plain GET
+// of the session's copy: every script that writes a live or revoked record
+// or its activity (create, update, touch, revoke, revoke-all, the limit's
+// evictions, the commit of a move, delete, purge) also stores, in the same
+// call and with the activity's expiry, the record bytes followed by the
+// activity under a key derived from the token hash alone
+// ("<len(record)>:<record><activity>"). A renewal deletes the old hash's
+// copy in the script that stores the new record, so the old token stops
+// resolving in that step; a pending record gets its copy only when its
+// move commits, which on a single server also makes it live in the same
+// script. Get still checks that the record it decodes carries the token
+// hash it asked for. Where there is no copy (an unknown token, or a
+// session written before copies existed), Get takes the pointer path
+// below, one more round trip. The copy costs one more key per session,
+// about the size of the record.
+//
+// GetByHandle is one round trip too: a read-only script (EVALSHA_RO) reads
+// the locator, computes the home's key names from it, follows forward
+// stubs and returns record and activity together; Get uses the same
+// script from the token pointer when there is no copy. Touch, Revoke and
+// Delete find their record the same way. An Update that keeps token
 // and subject (the common save of session data) is one script too: it
 // goes straight to the subject's home, checks version and token hash
 // there (anything else takes the general path) and extends the pointer,
@@ -59,10 +77,14 @@
 // token does not carry, and a home keyed by the token would split a
 // subject's sessions over many slots, losing the single-slot scripts that
 // make limits, renewal and revoke-all atomic; so Cluster keeps the extra
-// round trip. With the near cache, reads of keys this instance did not
+// round trip, and keeps no copies, whose key a script could not compute
+// there. With the near cache, reads of keys this instance did not
 // write lately are served from memory in either mode, using the two-step
 // reads so that each key is cached and invalidated on its own; keys it
 // wrote itself are read fresh, with the script where the server allows it.
+// The near cache does not read copies: every Touch rewrites the copy, which
+// would invalidate the cached session on every instance, while it only
+// invalidates the small activity key.
 //
 // # Changing the subject
 //

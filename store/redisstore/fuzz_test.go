@@ -1,6 +1,8 @@
 package redisstore
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,4 +100,24 @@ func TestParseURL(t *testing.T) {
 	if err != nil || len(co.InitAddress) != 2 {
 		t.Fatalf("cluster seeds: %v %v", co.InitAddress, err)
 	}
+}
+
+// FuzzParseCopy checks that a record copy either splits into record bytes
+// and activity that make it up again, or is rejected, without panicking.
+func FuzzParseCopy(f *testing.F) {
+	f.Add("3:abc0 0 0|")
+	f.Add("0:")
+	f.Add("12:short")
+	f.Add("-1:x")
+	f.Fuzz(func(t *testing.T, s string) {
+		h, err := parseCopy(s)
+		if err != nil {
+			return
+		}
+		i := strings.IndexByte(s, ':')
+		if n, _ := strconv.Atoi(s[:i]); n != len(h.bytes) || h.bytes+h.act != s[i+1:] {
+			t.Fatalf("parseCopy(%q) = %q + %q", s, h.bytes, h.act)
+		}
+		h.record("get") // must not panic
+	})
 }

@@ -48,6 +48,12 @@ func (k keys) ptr(hash sessionkit.TokenHash) string {
 	return k.prefix + "{t:" + hex.EncodeToString(hash[:]) + "}"
 }
 
+// copy is the key of the copy of the live or revoked record that carries
+// hash, with its activity, kept on a single server only (see doc.go).
+func (k keys) copy(hash sessionkit.TokenHash) string {
+	return k.prefix + "{c:" + hex.EncodeToString(hash[:]) + "}"
+}
+
 // expiry is the sorted set of purge candidates used by DeleteExpired.
 func (k keys) expiry() string { return k.prefix + "{x}:purge" }
 
@@ -169,4 +175,21 @@ func readString(b []byte) (string, []byte, bool) {
 	}
 	b = b[n:]
 	return string(b[:l]), b[l:], true
+}
+
+var errCopy = errors.New("redisstore: malformed record copy")
+
+// parseCopy splits a record copy, "<len(bytes)>:<record bytes><activity>",
+// into a home holding a record (its state is not stored: a revoked record
+// has no activity, so merging none changes nothing).
+func parseCopy(s string) (home, error) {
+	i := strings.IndexByte(s, ':')
+	if i <= 0 || i > 10 {
+		return home{}, errCopy
+	}
+	n, err := strconv.Atoi(s[:i])
+	if err != nil || n < 0 || n > len(s)-i-1 {
+		return home{}, errCopy
+	}
+	return home{state: "L", bytes: s[i+1 : i+1+n], act: s[i+1+n:]}, nil
 }

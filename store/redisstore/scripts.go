@@ -3,8 +3,10 @@ package redisstore
 import (
 	"crypto/sha1"
 	"encoding/hex"
+	"strconv"
 
 	"github.com/redis/rueidis"
+	"github.com/sessionkit/sessionkit"
 )
 
 // The scripts below are the only writers of session keys. Each one touches a
@@ -17,10 +19,36 @@ import (
 // Record hash fields: s state (L live, X revoked, P pending move-in,
 // F forward stub), v version, b record bytes (or the target tag for F),
 // p PurgeAt in µs, o source tag of a pending move.
+//
+// On a single server, every script that changes a live or revoked record
+// or its activity also keeps the record's copy (see doc.go) in the same
+// call: it is given the key prefix as cpre ("" in Cluster mode, where no
+// copies exist) and derives the copy's key from the token hash inside the
+// record bytes. A pending record has no copy until its move commits.
 
-const luaLib = `
+var luaLib = `
 local function expire(k, ms)
   if ms then redis.call('PEXPIREAT', k, string.format('%d', ms)) else redis.call('PERSIST', k) end
+end
+local cpre = ''
+local function ckey(b)
+  local h = string.sub(b or '', ` + hashFrom + `, ` + hashTo + `)
+  if #h ~= 32 then return nil end
+  return cpre .. '{c:' .. string.gsub(h, '.', function(c) return string.format('%02x', string.byte(c)) end) .. '}'
+end
+-- putCopy stores record bytes b with activity a as one string that
+-- expires at ms (nil: never).
+local function putCopy(b, a, ms)
+  if cpre == '' then return end
+  local k = ckey(b)
+  if not k then return end
+  redis.call('SET', k, #b .. ':' .. b .. (a or ''))
+  expire(k, ms)
+end
+local function delCopy(b)
+  if cpre == '' then return end
+  local k = ckey(b)
+  if k then redis.call('DEL', k) end
 end
 local function purgems(p, slack)
   local n = tonumber(p)
@@ -66,6 +94,7 @@ local function revokeAll(idx, pre, i)
     if st ~= 'P' then
       redis.call('HSET', r, 's', 'X', 'v', ARGV[i+1], 'b', ARGV[i+2], 'p', ARGV[i+3])
       expire(r, purgems(ARGV[i+3], 0))
+      putCopy(ARGV[i+2], '', purgems(ARGV[i+3], 0))
     end
     redis.call('ZREM', idx, ARGV[i])
     i = i + 4
@@ -78,9 +107,10 @@ end
 // caller decided on against the index snapshot it read.
 // KEYS: rec, act, index. ARGV: 1 home prefix, 2 handle, 3 state, 4 version,
 // 5 bytes, 6 purge µs, 7 activity, 8 index score ("" = no subject), 9 source
-// tag of a move, 10 unused, 11 slack ms,
+// tag of a move, 10 cpre, 11 slack ms,
 // 12 pending ttl ms, 13 "1" if a snapshot follows; then snapshot, evictions.
 var luaCreate = rueidis.NewLuaScript(luaLib + `
+cpre = ARGV[10]
 local st = redis.call('HGET', KEYS[1], 's')
 -- A move may replace a forward stub of the same handle (left by an earlier
 -- move, or the locator itself) or an old pending copy; it keeps the stub so
@@ -122,17 +152,18 @@ if ARGV[3] == 'P' then
   expire(KEYS[1], tonumber(t[1]) * 1000 + tonumber(ARGV[12]))
 else
   expire(KEYS[1], purgems(apurge(ARGV[7]), tonumber(ARGV[11])))
+  putCopy(ARGV[5], ARGV[7], purgems(apurge(ARGV[7]), 0))
 end
 return 'OK'
 `)
 
 // update replaces a live record in place (same home) by compare-and-swap.
 // KEYS: rec, act. ARGV: 1 expected version, 2 new version, 3 bytes, 4 purge
-// µs, 5 activity, 6 sec, 7 nsec, 8 slack ms, and optionally 9 the offset of
-// the token hash in the stored bytes and 10 the hash it must equal (else
-// SLOW: the caller did not locate the record and must). Returns {code,
-// activity kept}.
-var luaUpdate = rueidis.NewLuaScript(luaLib + updateSrc + `
+// µs, 5 activity, 6 sec, 7 nsec, 8 slack ms, 9 the offset of the token
+// hash in the stored bytes and 10 the hash it must equal (else SLOW: the
+// caller did not locate the record and must), both "" to skip that check,
+// 11 cpre. Returns {code, activity kept}.
+var luaUpdate = rueidis.NewLuaScript(luaLib + "cpre = ARGV[11]\n" + updateSrc + `
 return {'OK', a}
 `)
 
@@ -143,9 +174,10 @@ local st = redis.call('HGET', KEYS[1], 's')
 if st == 'X' then return {'REVOKED'} end
 if st ~= 'L' then return {'NOTFOUND'} end
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return {'CONFLICT'} end
-if ARGV[9] then
+local ob = redis.call('HGET', KEYS[1], 'b') or ''
+if ARGV[9] ~= '' then
   local off = tonumber(ARGV[9])
-  if string.sub(redis.call('HGET', KEYS[1], 'b') or '', off + 1, off + 32) ~= ARGV[10] then return {'SLOW'} end
+  if string.sub(ob, off + 1, off + 32) ~= ARGV[10] then return {'SLOW'} end
 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'b', ARGV[3], 'p', ARGV[4])
 local a = redis.call('GET', KEYS[2])
@@ -155,14 +187,17 @@ if not (a and newer(a, ARGV[6], ARGV[7])) then
   expire(KEYS[2], purgems(apurge(a), 0))
 end
 expire(KEYS[1], purgems(apurge(a), tonumber(ARGV[8])))
+-- A renewal drops the old hash's copy in the same step.
+if ckey(ob) ~= ckey(ARGV[3]) then delCopy(ob) end
+putCopy(ARGV[3], a, purgems(apurge(a), 0))
 `
 
 // updateSingle is luaUpdate plus the upkeep afterWrite does (token
 // pointer, expiry set, locator stub), for a single server, where one script
 // may change keys of several slots. KEYS: rec, act, pointer, expiry set,
-// locator. ARGV: those of luaUpdate with 9 and 10 set, then 11 the expiry
-// member and 12 "true" to extend the locator.
-var luaUpdateSingle = rueidis.NewLuaScript(luaLib + updateSrc + `
+// locator. ARGV: 1 to 10 of luaUpdate with 9 and 10 set, then 11 the
+// expiry member, 12 "true" to extend the locator and 13 cpre.
+var luaUpdateSingle = rueidis.NewLuaScript(luaLib + "cpre = ARGV[13]\n" + updateSrc + `
 local p = tonumber(apurge(a)) or 0
 local slack = tonumber(ARGV[8])
 local function extend(k)
@@ -183,8 +218,9 @@ return {'OK', a}
 
 // touch moves activity forward. The record key is only written when its
 // expiry must grow, so near-caches of the record survive ordinary use.
-// KEYS: rec, act. ARGV: 1 activity, 2 sec, 3 nsec, 4 slack ms.
+// KEYS: rec, act. ARGV: 1 activity, 2 sec, 3 nsec, 4 slack ms, 5 cpre.
 var luaTouch = rueidis.NewLuaScript(luaLib + `
+cpre = ARGV[5]
 local st = redis.call('HGET', KEYS[1], 's')
 if st == 'X' then return {'REVOKED'} end
 if st ~= 'L' then return {'NOTFOUND'} end
@@ -199,27 +235,31 @@ if ms == nil then
 elseif t >= 0 and t < ms then
   expire(KEYS[1], ms + tonumber(ARGV[4]))
 end
+if cpre ~= '' then putCopy(redis.call('HGET', KEYS[1], 'b'), ARGV[1], ms) end
 return {'OK', ARGV[1]}
 `)
 
 // revoke revokes one record by compare-and-swap.
-// KEYS: rec, act, index. ARGV: 1 expected version, 2 handle, then the
-// revokeAll tuple count (1) and tuple.
+// KEYS: rec, act, index. ARGV: 1 expected version, 2 handle, 3 cpre, then
+// the revokeAll tuple count (1) and tuple.
 var luaRevoke = rueidis.NewLuaScript(luaLib + `
+cpre = ARGV[3]
 local st = redis.call('HGET', KEYS[1], 's')
 if st == 'X' then return 'REVOKED' end
 if st ~= 'L' and st ~= 'P' then return 'NOTFOUND' end
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 'CONFLICT' end
 local pre = string.sub(KEYS[3], 1, -2)
-revokeAll(KEYS[3], pre, 3)
+revokeAll(KEYS[3], pre, 4)
 return 'OK'
 `)
 
 // revokeMany revokes sessions of one subject against an index snapshot.
-// KEYS: index. ARGV: 1 home prefix, then snapshot, then revocations.
+// KEYS: index. ARGV: 1 home prefix, 2 cpre, then snapshot, then
+// revocations.
 var luaRevokeMany = rueidis.NewLuaScript(luaLib + `
+cpre = ARGV[2]
 cleanup(KEYS[1], ARGV[1])
-local ok, i = verify(KEYS[1], ARGV[1], 2)
+local ok, i = verify(KEYS[1], ARGV[1], 3)
 if not ok then return 'RETRY' end
 revokeAll(KEYS[1], ARGV[1], i)
 return 'OK'
@@ -228,22 +268,42 @@ return 'OK'
 // moveOut is the commit point of a move between homes: the record becomes a
 // forward stub to the new home, where a pending copy already waits.
 // KEYS: rec, act, index. ARGV: 1 expected version, 2 target tag, 3 new
-// version, 4 handle, 5 purge µs, 6 slack ms.
+// version, 4 handle, 5 purge µs, 6 slack ms, 7 cpre. On a single server
+// (cpre set) it also finishes the move: the pending copy becomes live and
+// the copy of the record moves with it, so no reader sees a committed
+// pending record.
 var luaMoveOut = rueidis.NewLuaScript(luaLib + `
+cpre = ARGV[7]
 local st = redis.call('HGET', KEYS[1], 's')
 if st == 'X' then return 'REVOKED' end
 if st ~= 'L' then return 'NOTFOUND' end
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 'CONFLICT' end
+local ob = redis.call('HGET', KEYS[1], 'b')
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('HSET', KEYS[1], 's', 'F', 'b', ARGV[2], 'v', ARGV[3])
 expire(KEYS[1], purgems(ARGV[5], tonumber(ARGV[6])))
 redis.call('ZREM', KEYS[3], ARGV[4])
+if cpre ~= '' then
+  delCopy(ob)
+  local home = cpre .. '{' .. ARGV[2] .. '}:'
+  local rk, ak = home .. 'r:' .. ARGV[4], home .. 'a:' .. ARGV[4]
+  if redis.call('HGET', rk, 's') == 'P' and redis.call('HGET', rk, 'v') == ARGV[3] then
+    redis.call('HSET', rk, 's', 'L')
+    redis.call('HDEL', rk, 'o', 'fb', 'fv')
+    local a = redis.call('GET', ak)
+    local p = redis.call('HGET', rk, 'p')
+    if a then p = apurge(a) end
+    expire(rk, purgems(p, tonumber(ARGV[6])))
+    putCopy(redis.call('HGET', rk, 'b'), a, purgems(p, 0))
+  end
+end
 return 'OK'
 `)
 
 // finalize turns a committed pending record into a live one.
-// KEYS: rec, act. ARGV: 1 version, 2 slack ms.
+// KEYS: rec, act. ARGV: 1 version, 2 slack ms, 3 cpre.
 var luaFinalize = rueidis.NewLuaScript(luaLib + `
+cpre = ARGV[3]
 if redis.call('HGET', KEYS[1], 's') ~= 'P' or redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 's', 'L')
 redis.call('HDEL', KEYS[1], 'o', 'fb', 'fv')
@@ -251,6 +311,7 @@ local a = redis.call('GET', KEYS[2])
 local p = redis.call('HGET', KEYS[1], 'p')
 if a then p = apurge(a) end
 expire(KEYS[1], purgems(p, tonumber(ARGV[2])))
+putCopy(redis.call('HGET', KEYS[1], 'b'), a, purgems(p, 0))
 return 1
 `)
 
@@ -288,10 +349,12 @@ return 0
 
 // remove deletes a session's home keys if the record is still the one the
 // caller located (live or revoked, same version); else it returns -1.
-// KEYS: rec, act, index. ARGV: 1 handle, 2 version.
-var luaRemove = rueidis.NewLuaScript(`
-local f = redis.call('HMGET', KEYS[1], 's', 'v')
+// KEYS: rec, act, index. ARGV: 1 handle, 2 version, 3 cpre.
+var luaRemove = rueidis.NewLuaScript(luaLib + `
+cpre = ARGV[3]
+local f = redis.call('HMGET', KEYS[1], 's', 'v', 'b')
 if (f[1] ~= 'L' and f[1] ~= 'X') or f[2] ~= ARGV[2] then return -1 end
+delCopy(f[3])
 local n = redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
 return n
@@ -342,8 +405,10 @@ return 1
 `
 
 // purge deletes a record whose effective PurgeAt is at or before now.
-// KEYS: rec, act, index. ARGV: 1 now µs, 2 handle. Returns {code, value}.
+// KEYS: rec, act, index. ARGV: 1 now µs, 2 handle, 3 cpre. Returns {code,
+// value}.
 var luaPurge = rueidis.NewLuaScript(luaLib + `
+cpre = ARGV[3]
 local st = redis.call('HGET', KEYS[1], 's')
 if not st or st == 'F' then return {'GONE'} end
 local p
@@ -357,6 +422,8 @@ if n == 0 or n > tonumber(ARGV[1]) then return {'KEEP', p} end
 local b = redis.call('HGET', KEYS[1], 'b')
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
+-- A pending record's hash may still name the live record of its source.
+if st ~= 'P' then delCopy(b) end
 return {'DELETED', b}
 `)
 
@@ -416,3 +483,10 @@ for _ = 1, tonumber(ARGV[2]) do
 end
 return {ptr, tag, 'F', '', tag, '', ''}
 `)
+
+// hashFrom and hashTo delimit the token hash in encoded record bytes, as
+// 1-based Lua string positions.
+var (
+	hashFrom = strconv.Itoa(sessionkit.EncodedTokenHashOffset + 1)
+	hashTo   = strconv.Itoa(sessionkit.EncodedTokenHashOffset + len(sessionkit.TokenHash{}))
+)

@@ -200,7 +200,7 @@ func (s *Store) resolve(ctx context.Context, h home, handle string) (home, *sess
 				// The move committed; finish it for the mover.
 				s.recent.mark(s.k.rec(h.tag, handle))
 				if err := luaFinalize.Exec(ctx, s.c, []string{s.k.rec(h.tag, handle), s.k.act(h.tag, handle)},
-					[]string{h.version, s.slackMS()}).Error(); err != nil {
+					[]string{h.version, s.slackMS(), s.cpre()}).Error(); err != nil {
 					return home{}, nil, storeErr("read", err)
 				}
 				s.recent.mark(s.k.rec(h.tag, handle))
@@ -225,6 +225,11 @@ func (s *Store) resolve(ctx context.Context, h home, handle string) (home, *sess
 
 // Get returns the record for a token hash.
 func (s *Store) Get(ctx context.Context, hash sessionkit.TokenHash) (*sessionkit.Record, error) {
+	if s.single.Load() && s.recent == nil {
+		if r, err := s.viaCopy(ctx, hash); r != nil || err != nil {
+			return r, err
+		}
+	}
 	r, handle, err := s.viaPointer(ctx, hash)
 	// The record is the authority: a pointer left behind by a renewal no
 	// longer matches it.
@@ -244,6 +249,34 @@ func (s *Store) Get(ctx context.Context, hash sessionkit.TokenHash) (*sessionkit
 	}
 	if r.TokenHash != hash {
 		return nil, sessionkit.ErrNotFound
+	}
+	return r, nil
+}
+
+// viaCopy reads the copy of the record that carries hash: one plain GET.
+// It returns nil and no error if there is none (a record written before
+// copies existed, or in Cluster mode), for the caller to follow the
+// pointer instead. The near cache does not use copies: every Touch
+// rewrites the copy, which would invalidate it on every instance.
+func (s *Store) viaCopy(ctx context.Context, hash sessionkit.TokenHash) (*sessionkit.Record, error) {
+	v, err := s.c.Do(ctx, s.c.B().Get().Key(s.k.copy(hash)).Build()).ToString()
+	if rueidis.IsRedisNil(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, storeErr("get", err)
+	}
+	h, err := parseCopy(v)
+	if err != nil {
+		return nil, storeErr("get", err)
+	}
+	r, err := h.record("get")
+	if err != nil {
+		return nil, err
+	}
+	if r.TokenHash != hash {
+		// Not the record this key is for: take the checked path.
+		return nil, nil
 	}
 	return r, nil
 }
@@ -372,6 +405,15 @@ func ms(t time.Time) string {
 
 func (s *Store) slackMS() string { return strconv.FormatInt(s.o.Slack.Milliseconds(), 10) }
 
+// cpre tells a writing script to keep records' copies: the key prefix on a
+// single server, "" in Cluster mode, where a script may not compute keys.
+func (s *Store) cpre() string {
+	if s.single.Load() {
+		return s.k.prefix
+	}
+	return ""
+}
+
 // Create inserts a new record with Version 1.
 func (s *Store) Create(ctx context.Context, rec *sessionkit.Record, lim sessionkit.Limit) ([]*sessionkit.Record, error) {
 	if rec.Handle == "" {
@@ -492,7 +534,7 @@ func (s *Store) insert(ctx context.Context, tag string, r *sessionkit.Record, st
 			return nil, storeErr("create", err)
 		}
 		args := []string{s.k.home(tag), r.Handle, state, strconv.FormatUint(r.Version, 10), string(b),
-			micros(r.PurgeAt), encodeActivity(r.Activity), score, src, "", s.slackMS(),
+			micros(r.PurgeAt), encodeActivity(r.Activity), score, src, s.cpre(), s.slackMS(),
 			strconv.FormatInt(pendingTTL.Milliseconds(), 10), "0"}
 		var evicted []*sessionkit.Record
 		if r.Subject != "" && lim.Max > 0 {
@@ -659,8 +701,10 @@ func (s *Store) updateFast(ctx context.Context, rec *sessionkit.Record) (done bo
 		// The helper keys live in other slots; one server has them all.
 		lk := s.k.rec(anonTag(r.Handle), r.Handle)
 		keys = append(keys, s.k.ptr(r.TokenHash), s.k.expiry(), lk)
-		args = append(args, ref{r.Handle, tag}.String(), strconv.FormatBool(tag != anonTag(r.Handle)))
+		args = append(args, ref{r.Handle, tag}.String(), strconv.FormatBool(tag != anonTag(r.Handle)), s.cpre())
 		script = luaUpdateSingle
+	} else {
+		args = append(args, "")
 	}
 	s.recent.mark(keys...)
 	res, err := script.Exec(ctx, s.c, keys, args).AsStrSlice()
@@ -703,7 +747,7 @@ func (s *Store) updateInPlace(ctx context.Context, tag string, expect uint64, r 
 	keys := []string{s.k.rec(tag, r.Handle), s.k.act(tag, r.Handle)}
 	s.recent.mark(keys...)
 	res, err := luaUpdate.Exec(ctx, s.c, keys, []string{strconv.FormatUint(expect, 10), strconv.FormatUint(r.Version, 10),
-		string(b), micros(r.PurgeAt), encodeActivity(r.Activity), sec, nsec, s.slackMS()}).AsStrSlice()
+		string(b), micros(r.PurgeAt), encodeActivity(r.Activity), sec, nsec, s.slackMS(), "", "", s.cpre()}).AsStrSlice()
 	s.recent.mark(keys...)
 	if err != nil {
 		return storeErr("update", err)
@@ -756,7 +800,7 @@ func (s *Store) move(ctx context.Context, from home, cur, r *sessionkit.Record, 
 	fromKeys := []string{s.k.rec(from.tag, r.Handle), s.k.act(from.tag, r.Handle), s.k.index(from.tag)}
 	s.recent.mark(fromKeys[:2]...)
 	code, err := luaMoveOut.Exec(ctx, s.c, fromKeys, []string{strconv.FormatUint(cur.Version, 10), to, version, r.Handle,
-		micros(r.PurgeAt), s.slackMS()}).ToString()
+		micros(r.PurgeAt), s.slackMS(), s.cpre()}).ToString()
 	s.recent.mark(fromKeys[:2]...)
 	if err == nil {
 		err = replyErr(code)
@@ -774,7 +818,7 @@ func (s *Store) move(ctx context.Context, from home, cur, r *sessionkit.Record, 
 	}
 	// Committed. Readers finish the move themselves if this fails.
 	s.recent.mark(toKeys[:2]...)
-	luaFinalize.Exec(ctx, s.c, toKeys[:2], []string{version, s.slackMS()})
+	luaFinalize.Exec(ctx, s.c, toKeys[:2], []string{version, s.slackMS(), s.cpre()})
 	s.recent.mark(toKeys[:2]...)
 	if from.tag != locator && to != locator {
 		lk := s.k.rec(locator, r.Handle)
@@ -798,7 +842,7 @@ func (s *Store) Touch(ctx context.Context, handle string, a sessionkit.Activity)
 		sec, nsec := lastSeen(a.LastSeenAt)
 		keys := []string{s.k.rec(h.tag, handle), s.k.act(h.tag, handle)}
 		s.recent.mark(keys[1])
-		res, err := luaTouch.Exec(ctx, s.c, keys, []string{encodeActivity(a), sec, nsec, s.slackMS()}).AsStrSlice()
+		res, err := luaTouch.Exec(ctx, s.c, keys, []string{encodeActivity(a), sec, nsec, s.slackMS(), s.cpre()}).AsStrSlice()
 		s.recent.mark(keys[1])
 		if err != nil {
 			return storeErr("touch", err)
@@ -828,7 +872,7 @@ func (s *Store) Revoke(ctx context.Context, handle string, rv sessionkit.Revocat
 			return nil, sessionkit.ErrRevoked
 		}
 		out := revokedCopy(cur, rv)
-		args, err := revokeArgs([]string{strconv.FormatUint(cur.Version, 10), handle}, []*sessionkit.Record{out})
+		args, err := revokeArgs([]string{strconv.FormatUint(cur.Version, 10), handle, s.cpre()}, []*sessionkit.Record{out})
 		if err != nil {
 			return nil, err
 		}
@@ -872,7 +916,7 @@ func (s *Store) RevokeSubject(ctx context.Context, subject, except string, rv se
 			}
 			out = append(out, revokedCopy(m.rec, rv))
 		}
-		args, err := revokeArgs(snapshotArgs([]string{s.k.home(tag)}, snap), out)
+		args, err := revokeArgs(snapshotArgs([]string{s.k.home(tag), s.cpre()}, snap), out)
 		if err != nil {
 			return nil, err
 		}
@@ -914,7 +958,7 @@ func (s *Store) Delete(ctx context.Context, handle string) error {
 		}
 		keys := []string{s.k.rec(h.tag, handle), s.k.act(h.tag, handle), s.k.index(h.tag)}
 		s.recent.mark(keys[:2]...)
-		n, err := luaRemove.Exec(ctx, s.c, keys, []string{handle, h.version}).AsInt64()
+		n, err := luaRemove.Exec(ctx, s.c, keys, []string{handle, h.version, s.cpre()}).AsInt64()
 		s.recent.mark(keys[:2]...)
 		if err != nil {
 			return storeErr("delete", err)
@@ -1017,7 +1061,7 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time, max int) (int,
 			}
 			keys := []string{s.k.rec(ref.tag, ref.handle), s.k.act(ref.tag, ref.handle), s.k.index(ref.tag)}
 			s.recent.mark(keys[:2]...)
-			res, err := luaPurge.Exec(ctx, s.c, keys, []string{nowUS, ref.handle}).AsStrSlice()
+			res, err := luaPurge.Exec(ctx, s.c, keys, []string{nowUS, ref.handle, s.cpre()}).AsStrSlice()
 			if err != nil {
 				return removed, storeErr("delete expired", err)
 			}
