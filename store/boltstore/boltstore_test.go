@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/sessionkit/sessionkit/internal/benchcpu"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -396,7 +397,7 @@ func BenchmarkGet(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
-	defer reportCPU(b)()
+	defer benchcpu.Report(b)()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
@@ -412,7 +413,7 @@ func benchmarkUpdate(b *testing.B, opts Options) {
 	s, recs := benchStore(b, opts)
 	ctx := context.Background()
 	b.ReportAllocs()
-	defer reportCPU(b)()
+	defer benchcpu.Report(b)()
 	i := 0
 	for b.Loop() {
 		r := recs[i%len(recs)]

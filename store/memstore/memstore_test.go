@@ -3,6 +3,7 @@ package memstore_test
 import (
 	"context"
 	"errors"
+	"github.com/sessionkit/sessionkit/internal/benchcpu"
 	"testing"
 	"time"
 
@@ -117,7 +118,7 @@ func BenchmarkGet(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	defer reportCPU(b)()
+	defer benchcpu.Report(b)()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
@@ -138,7 +139,7 @@ func BenchmarkUpdate(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
-	defer reportCPU(b)()
+	defer benchcpu.Report(b)()
 	for b.Loop() {
 		if _, err := s.Update(ctx, r, sessionkit.Limit{}); err != nil {
 			b.Fatal(err)

@@ -1,6 +1,6 @@
 //go:build unix
 
-package boltstore
+package benchcpu
 
 import (
 	"syscall"
@@ -8,10 +8,9 @@ import (
 	"time"
 )
 
-// reportCPU adds the process CPU time per operation to a benchmark's
-// results. On a busy machine wall time per operation mostly measures the
-// wait for a core; CPU time still measures the work.
-func reportCPU(b *testing.B) func() {
+// Report starts measuring; the function it returns reports "cpu-ns/op".
+// Use it as `defer benchcpu.Report(b)()`.
+func Report(b *testing.B) func() {
 	start := cpuTime()
 	return func() {
 		b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")

@@ -1,7 +1,0 @@
-//go:build !unix
-
-package memstore_test
-
-import "testing"
-
-func reportCPU(b *testing.B) func() { return func() {} }
