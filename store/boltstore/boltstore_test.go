@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/sessionkit/sessionkit/internal/benchcpu"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/sessionkit/sessionkit"
+	"github.com/sessionkit/sessionkit/internal/benchcpu"
 	"github.com/sessionkit/sessionkit/storetest"
 )
 

@@ -3,11 +3,11 @@ package memstore_test
 import (
 	"context"
 	"errors"
-	"github.com/sessionkit/sessionkit/internal/benchcpu"
 	"testing"
 	"time"
 
 	"github.com/sessionkit/sessionkit"
+	"github.com/sessionkit/sessionkit/internal/benchcpu"
 	"github.com/sessionkit/sessionkit/store/memstore"
 	"github.com/sessionkit/sessionkit/storetest"
 )
