@@ -121,45 +121,36 @@ func (s *Session) Decode(key string, v any) bool {
 	return ok && json.Unmarshal(raw, v) == nil
 }
 
-// GetString returns the string under key, or "".
-func (s *Session) GetString(key string) string {
-	var v string
+// decoded returns the value of type T under key, or T's zero value.
+func decoded[T any](s *Session, key string) T {
+	var v T
 	s.Decode(key, &v)
 	return v
 }
+
+// GetString returns the string under key, or "".
+func (s *Session) GetString(key string) string { return decoded[string](s, key) }
 
 // GetInt returns the integer under key, or 0.
-func (s *Session) GetInt(key string) int {
-	var v int
-	s.Decode(key, &v)
-	return v
-}
+func (s *Session) GetInt(key string) int { return decoded[int](s, key) }
 
 // GetInt64 returns the 64-bit integer under key, or 0.
-func (s *Session) GetInt64(key string) int64 {
-	var v int64
-	s.Decode(key, &v)
-	return v
-}
+func (s *Session) GetInt64(key string) int64 { return decoded[int64](s, key) }
 
 // GetFloat64 returns the number under key, or 0.
-func (s *Session) GetFloat64(key string) float64 {
-	var v float64
-	s.Decode(key, &v)
-	return v
-}
+func (s *Session) GetFloat64(key string) float64 { return decoded[float64](s, key) }
 
 // GetBool returns the boolean under key, or false.
-func (s *Session) GetBool(key string) bool {
-	var v bool
-	s.Decode(key, &v)
-	return v
-}
+func (s *Session) GetBool(key string) bool { return decoded[bool](s, key) }
 
 // GetTime returns the time under key, or the zero time.
-func (s *Session) GetTime(key string) time.Time {
-	var v time.Time
-	s.Decode(key, &v)
+func (s *Session) GetTime(key string) time.Time { return decoded[time.Time](s, key) }
+
+// PopString returns the string under key and removes it: a flash message
+// read once.
+func (s *Session) PopString(key string) string {
+	var v string
+	s.Pop(key, &v)
 	return v
 }
 
@@ -188,14 +179,6 @@ func (s *Session) Remove(key string) error {
 // Clear deletes every key.
 func (s *Session) Clear() error {
 	return s.change(dataOp{clear: true})
-}
-
-// PopString returns the string under key and removes it: a flash message
-// read once.
-func (s *Session) PopString(key string) string {
-	var v string
-	s.Pop(key, &v)
-	return v
 }
 
 // Pop decodes the value under key into v and removes the key. It reports
