@@ -10,29 +10,12 @@ import (
 	"time"
 
 	"github.com/sessionkit/sessionkit"
+	"github.com/sessionkit/sessionkit/internal/testclock"
 	"github.com/sessionkit/sessionkit/store/memstore"
 )
 
-// fakeClock is a replaceable clock (Config.Now) that tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+func newClock() *testclock.Clock {
+	return testclock.New(time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC))
 }
 
 // recorder keeps every event.
@@ -121,7 +104,7 @@ func (f *faultyStore) Touch(ctx context.Context, h string, a sessionkit.Activity
 
 type env struct {
 	mgr   *sessionkit.Manager
-	clock *fakeClock
+	clock *testclock.Clock
 	ev    *recorder
 	store *faultyStore
 }

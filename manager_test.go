@@ -31,7 +31,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("validate: %v %v", got, err)
 	}
 
-	e.clock.Advance(time.Minute)
+	e.clock.Add(time.Minute)
 	newTok, renewed, err := e.mgr.Renew(ctx, tok, sessionkit.RenewParams{Subject: "alice", AuthLevel: 1, Client: client})
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func TestExpiry(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i, d := range tt.steps {
-				e.clock.Advance(d)
+				e.clock.Add(d)
 				rec, err := e.mgr.Validate(ctx, tok, sessionkit.Client{})
 				if err != nil {
 					t.Fatalf("step %d: %v", i, err)
@@ -104,7 +104,7 @@ func TestExpiry(t *testing.T) {
 					t.Fatal("idle deadline past the absolute deadline")
 				}
 			}
-			e.clock.Advance(tt.last)
+			e.clock.Add(tt.last)
 			_, err = e.mgr.Validate(ctx, tok, sessionkit.Client{})
 			mustErr(t, err, sessionkit.ErrExpired)
 			_, err = e.mgr.Validate(ctx, tok, sessionkit.Client{})
@@ -116,7 +116,7 @@ func TestExpiry(t *testing.T) {
 				t.Fatal("expired session still listed")
 			}
 			// After retention the record is gone for good.
-			e.clock.Advance(2 * time.Hour)
+			e.clock.Add(2 * time.Hour)
 			if n, err := e.mgr.Sweep(ctx); err != nil || n != 1 {
 				t.Fatalf("sweep = %d, %v", n, err)
 			}
@@ -130,7 +130,7 @@ func TestTouchIsThrottled(t *testing.T) {
 	e := newEnv(t, sessionkit.Config{TouchInterval: time.Minute})
 	tok, _, _ := e.mgr.Create(ctx, sessionkit.CreateParams{Subject: "a"})
 	for range 100 {
-		e.clock.Advance(time.Second)
+		e.clock.Add(time.Second)
 		if _, err := e.mgr.Validate(ctx, tok, sessionkit.Client{}); err != nil {
 			t.Fatal(err)
 		}
@@ -240,7 +240,7 @@ func TestSubjectLimit(t *testing.T) {
 					t.Fatal(err)
 				}
 				toks = append(toks, tok)
-				e.clock.Advance(time.Second)
+				e.clock.Add(time.Second)
 			}
 			// The third arrives as a login of an anonymous session.
 			anon, _, _ := e.mgr.Create(ctx, sessionkit.CreateParams{})
@@ -351,7 +351,7 @@ func TestValidateWithoutClientKeepsLastClient(t *testing.T) {
 	e := newEnv(t, sessionkit.Config{TouchInterval: time.Second})
 	home := sessionkit.Client{IP: "198.51.100.7", UserAgent: "Firefox"}
 	tok, _, _ := e.mgr.Create(ctx, sessionkit.CreateParams{Subject: "a", Client: home})
-	e.clock.Advance(time.Minute)
+	e.clock.Add(time.Minute)
 	rec, err := e.mgr.Validate(ctx, tok, sessionkit.Client{})
 	if err != nil || rec.LastClient != home {
 		t.Fatalf("last client = %+v, %v", rec.LastClient, err)

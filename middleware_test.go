@@ -190,7 +190,7 @@ func TestMiddlewarePersistentCookie(t *testing.T) {
 	if r.cookie == nil || r.cookie.MaxAge <= 0 || r.cookie.MaxAge > 3600 {
 		t.Fatalf("persistent cookie: %+v", r.cookie)
 	}
-	e.clock.Advance(20 * time.Minute)
+	e.clock.Add(20 * time.Minute)
 	r2 := do(h, "/login", withCookie(r.cookie.Value))
 	if r2.cookie == nil || r2.cookie.MaxAge > 2400 {
 		t.Fatalf("renewed persistent cookie outlives the absolute deadline: %+v", r2.cookie)

@@ -13,26 +13,9 @@ import (
 	"github.com/sessionkit/sessionkit"
 	"github.com/sessionkit/sessionkit/accesstoken"
 	"github.com/sessionkit/sessionkit/accesstoken/verify"
+	"github.com/sessionkit/sessionkit/internal/testclock"
 	"github.com/sessionkit/sessionkit/store/memstore"
 )
-
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // eventLog records events for assertions.
 type eventLog struct {
@@ -59,7 +42,7 @@ func (l *eventLog) count(typ sessionkit.EventType) int {
 }
 
 type env struct {
-	clk    *clock
+	clk    *testclock.Clock
 	store  *memstore.Store
 	m      *sessionkit.Manager
 	ring   *accesstoken.KeyRing
@@ -70,7 +53,7 @@ type env struct {
 
 func newEnv(t testing.TB, alg string, mod func(*accesstoken.Config)) *env {
 	t.Helper()
-	e := &env{clk: &clock{t: time.Now().Truncate(time.Second)}, events: &eventLog{}}
+	e := &env{clk: testclock.New(time.Now().Truncate(time.Second)), events: &eventLog{}}
 	e.store = memstore.New(memstore.Options{})
 	t.Cleanup(func() { e.store.Close() })
 	e.revs = accesstoken.NewRevocations(6*time.Minute, e.clk.Now)

@@ -20,6 +20,7 @@ import (
 	"github.com/sessionkit/sessionkit"
 	"github.com/sessionkit/sessionkit/accesstoken"
 	"github.com/sessionkit/sessionkit/accesstoken/verify"
+	"github.com/sessionkit/sessionkit/internal/testclock"
 	"github.com/sessionkit/sessionkit/store/memstore"
 )
 
@@ -32,7 +33,7 @@ func kids(set jose.JSONWebKeySet) []string {
 }
 
 func TestKeyRotationOverlap(t *testing.T) {
-	clk := &clock{t: time.Now().Truncate(time.Second)}
+	clk := testclock.New(time.Now().Truncate(time.Second))
 	store := memstore.New(memstore.Options{})
 	defer store.Close()
 	kek := make([]byte, 32)

@@ -13,6 +13,7 @@ import (
 	"github.com/sessionkit/sessionkit"
 	"github.com/sessionkit/sessionkit/accesstoken"
 	"github.com/sessionkit/sessionkit/accesstoken/verify"
+	"github.com/sessionkit/sessionkit/internal/testclock"
 )
 
 // TestRevocationReachesSecondVerifier revokes sessions on the issuer and
@@ -102,7 +103,7 @@ func TestRevocationReachesSecondVerifier(t *testing.T) {
 }
 
 func TestRevocationEntriesExpire(t *testing.T) {
-	clk := &clock{t: time.Now()}
+	clk := testclock.New(time.Now())
 	revs := accesstoken.NewRevocations(time.Minute, clk.Now)
 	revs.Emit(t.Context(), sessionkit.Event{Type: sessionkit.EventLoggedOut, Handle: "h1"})
 	revs.Emit(t.Context(), sessionkit.Event{Type: sessionkit.EventRejected, Handle: "h2"})

@@ -12,20 +12,9 @@ import (
 
 	"github.com/sessionkit/sessionkit"
 	"github.com/sessionkit/sessionkit/anomaly"
+	"github.com/sessionkit/sessionkit/internal/testclock"
 	"github.com/sessionkit/sessionkit/store/memstore"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // recorder keeps every event.
 type recorder struct {
@@ -67,12 +56,12 @@ type fixture struct {
 	m   *sessionkit.Manager
 	eng *anomaly.Engine
 	rec *recorder
-	clk *clock
+	clk *testclock.Clock
 }
 
 func newFixture(t *testing.T, cfg anomaly.Config, bind sessionkit.Binding) *fixture {
 	t.Helper()
-	clk := &clock{t: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC))
 	cfg.Now = clk.Now
 	cfg.OnError = func(err error) { t.Error(err) }
 	eng := anomaly.New(cfg)

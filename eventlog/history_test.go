@@ -4,30 +4,15 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sessionkit/sessionkit"
 	"github.com/sessionkit/sessionkit/eventlog"
+	"github.com/sessionkit/sessionkit/internal/testclock"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)} }
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *testclock.Clock { return testclock.New(time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)) }
 
 // opener opens a fresh History with o.
 type opener func(t *testing.T, o eventlog.Options) eventlog.History
@@ -53,7 +38,7 @@ func TestHistory(t *testing.T) {
 	}
 }
 
-func ev(clk *clock, typ sessionkit.EventType, subject, handle string) eventlog.Entry {
+func ev(clk *testclock.Clock, typ sessionkit.EventType, subject, handle string) eventlog.Entry {
 	clk.Add(time.Millisecond)
 	return eventlog.NewEntry(sessionkit.Event{Type: typ, Subject: subject, Handle: handle, Client: sessionkit.Client{IP: "192.0.2.1"}}, clk.Now())
 }

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,27 +18,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sessionkit/sessionkit"
+	"github.com/sessionkit/sessionkit/internal/testclock"
 	"github.com/sessionkit/sessionkit/internal/testenv"
 	"github.com/sessionkit/sessionkit/metrics"
 	"github.com/sessionkit/sessionkit/store/memstore"
 )
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func setup(t *testing.T) (*sessionkit.Manager, *metrics.Collector, *prometheus.Registry, *clock) {
+func setup(t *testing.T) (*sessionkit.Manager, *metrics.Collector, *prometheus.Registry, *testclock.Clock) {
 	t.Helper()
-	clk := &clock{t: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC))
 	col := metrics.New(metrics.Options{Now: clk.Now})
 	reg := prometheus.NewRegistry()
 	if err := col.Register(reg); err != nil {
@@ -286,7 +273,7 @@ func TestMiddlewareObservesVerify(t *testing.T) {
 
 func TestActiveBounded(t *testing.T) {
 	ctx := context.Background()
-	clk := &clock{t: time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC))
 	col := metrics.New(metrics.Options{Now: clk.Now, MaxTracked: 2})
 	m, _ := sessionkit.New(col.InstrumentStore(memstore.New(memstore.Options{})), sessionkit.Config{Events: col.Sink(), Now: clk.Now})
 	for range 5 {
